@@ -1,0 +1,263 @@
+"""Configuration: built-in presets, overlaid by an optional TOML file, resolved into frozen dataclasses.
+
+Zero config must work: with no file, every preset in `adapters.presets` is a provider. The file lives
+in the platform's user config dir (platformdirs, app ``llm-sidecar``), so ``XDG_CONFIG_HOME`` moves it
+on Linux; ``--config`` points elsewhere. Mistakes in the file are reported as one clear `ConfigError`
+naming the key, never as a traceback from deep inside the proxy.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from adapters.presets import ADAPTERS, PRESETS, ProviderPreset
+
+APP_NAME = "llm-sidecar"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+STRATEGIES = ("order", "lowest_latency", "lowest_cost", "weighted")
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or says something the sidecar cannot honour."""
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """A name clients can ask for that stands for an ordered list of ``provider/model`` targets."""
+
+    name: str
+    targets: tuple[str, ...]
+    strategy: str = "order"
+    weights: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. There is deliberately no total timeout: it would cut off long healthy streams.
+
+    ``first_byte`` covers a whole non-streamed answer, which reasoning models can take minutes to
+    produce, hence the generous default.
+    """
+
+    connect: float = 10.0
+    first_byte: float = 300.0
+    idle: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A price override in USD per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    providers: dict[str, ProviderPreset] = field(default_factory=lambda: dict(PRESETS))
+    models: dict[str, ModelAlias] = field(default_factory=dict)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    prices: dict[str, Price] = field(default_factory=dict)
+    """Keyed by ``provider/model``."""
+    store_bodies: bool = True
+    body_cap_bytes: int = 256 * 1024
+    data_dir: Path = field(default_factory=data_dir)
+    source: Path | None = None
+    """The file this was loaded from, if any."""
+    warnings: tuple[str, ...] = ()
+    """Things the file asks for that this version does not do yet; printed at start, never silent."""
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "requests.db"
+
+
+def load_config(path: Path | None = None, *, explicit: bool = False) -> Config:
+    """Load the TOML at ``path`` (default: the platform config file) over the presets.
+
+    A missing default file is fine (zero config); a missing file the user named is an error.
+    """
+    path = path or default_config_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"config file not found: {path}")
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return config_from_dict(raw, source=path)
+
+
+def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Config:
+    """Resolve a parsed TOML document into a `Config`; public so tests and the demo build configs in code."""
+    known = {"server", "providers", "models", "timeouts", "prices", "store", "budgets"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    server = _table(raw, "server")
+    store = _table(raw, "store")
+    kwargs: dict[str, Any] = {"source": source}
+    if "host" in server:
+        kwargs["host"] = _typed(server, "host", str, "server")
+    if "port" in server:
+        kwargs["port"] = _port(server["port"])
+    if "bodies" in store:
+        kwargs["store_bodies"] = _typed(store, "bodies", bool, "store")
+    if "body_cap_kb" in store:
+        kwargs["body_cap_bytes"] = int(_typed(store, "body_cap_kb", int, "store")) * 1024
+    if "data_dir" in store:
+        kwargs["data_dir"] = Path(_typed(store, "data_dir", str, "store")).expanduser()
+    providers = _providers(_table(raw, "providers"))
+    kwargs["providers"] = providers
+    kwargs["models"] = _models(_table(raw, "models"), providers)
+    kwargs["timeouts"] = _timeouts(_table(raw, "timeouts"))
+    kwargs["prices"] = _prices(_table(raw, "prices"))
+    if raw.get("budgets"):
+        kwargs["warnings"] = ("[budgets] is read but not enforced yet: spend is recorded, nothing is blocked",)
+    return Config(**kwargs)
+
+
+def _providers(table: dict[str, Any]) -> dict[str, ProviderPreset]:
+    providers = dict(PRESETS)
+    for pid, spec in table.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"[providers.{pid}] must be a table")
+        where = f"providers.{pid}"
+        base = providers.get(pid)
+        adapter = spec.get("adapter", base.adapter if base else None)
+        if adapter is None:
+            raise ConfigError(
+                f"[{where}] is not a built-in preset, so it needs adapter = one of {', '.join(ADAPTERS)}"
+            )
+        if adapter not in ADAPTERS:
+            raise ConfigError(f"[{where}] adapter = {adapter!r}; expected one of {', '.join(ADAPTERS)}")
+        if base is None:
+            if "base_url" not in spec:
+                raise ConfigError(f"[{where}] needs base_url")
+            base = ProviderPreset(pid, adapter, "")
+        changes: dict[str, Any] = {"adapter": adapter}
+        if "base_url" in spec:
+            url = _typed(spec, "base_url", str, where).rstrip("/")
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"[{where}] base_url must start with http:// or https://, got {url!r}")
+            changes["base_url"] = url
+        if "key" in spec:
+            changes["needs_key"] = _typed(spec, "key", bool, where)
+        if "responses_api" in spec:
+            changes["responses_api"] = _typed(spec, "responses_api", bool, where)
+        if "stream_usage" in spec:
+            changes["stream_usage"] = _typed(spec, "stream_usage", bool, where)
+        if "models" in spec:
+            changes["model_prefixes"] = tuple(_typed(spec, "models", list, where))
+        if "headers" in spec:
+            headers = _typed(spec, "headers", dict, where)
+            if any(k.lower() in {"authorization", "x-api-key", "x-goog-api-key", "api-key"} for k in headers):
+                raise ConfigError(f"[{where}] headers must not carry keys; store them with `sidecar keys set {pid}`")
+            changes["extra_headers"] = {str(k): str(v) for k, v in headers.items()}
+        providers[pid] = replace(base, **changes)
+    return providers
+
+
+def _models(table: dict[str, Any], providers: dict[str, ProviderPreset]) -> dict[str, ModelAlias]:
+    aliases = {}
+    for name, spec in table.items():
+        where = f"models.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"[{where}] must be a table")
+        targets = _typed(spec, "targets", list, where) if "targets" in spec else None
+        if not targets:
+            raise ConfigError(f'[{where}] needs targets = ["provider/model", ...]')
+        for t in targets:
+            pid = str(t).split("/", 1)[0]
+            if "/" not in str(t) or pid not in providers:
+                raise ConfigError(
+                    f"[{where}] target {t!r} must be provider/model with a configured provider "
+                    f"({', '.join(sorted(providers))})"
+                )
+        strategy = spec.get("strategy", "order")
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"[{where}] strategy = {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        weights = tuple(float(w) for w in spec.get("weights", ()))
+        if strategy == "weighted" and len(weights) != len(targets):
+            raise ConfigError(f"[{where}] strategy = weighted needs one weight per target")
+        aliases[name] = ModelAlias(name, tuple(str(t) for t in targets), strategy, weights)
+    return aliases
+
+
+def _timeouts(table: dict[str, Any]) -> Timeouts:
+    values = {}
+    for key in ("connect", "first_byte", "idle"):
+        if key in table:
+            v = table[key]
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"[timeouts] {key} must be a positive number of seconds")
+            values[key] = float(v)
+    unknown = set(table) - {"connect", "first_byte", "idle"}
+    if unknown:
+        raise ConfigError(f"[timeouts] unknown key(s): {', '.join(sorted(unknown))}")
+    return Timeouts(**values)
+
+
+def _prices(table: dict[str, Any]) -> dict[str, Price]:
+    prices = {}
+    for ref, spec in table.items():
+        where = f'prices."{ref}"'
+        if "/" not in ref or not isinstance(spec, dict):
+            raise ConfigError(f'[{where}] must be a table keyed "provider/model"')
+        try:
+            prices[ref] = Price(
+                input=float(spec["input"]),
+                output=float(spec["output"]),
+                cache_read=float(spec["cache_read"]) if "cache_read" in spec else None,
+                cache_write=float(spec["cache_write"]) if "cache_write" in spec else None,
+            )
+        except KeyError as exc:
+            raise ConfigError(f"[{where}] needs {exc.args[0]} (USD per million tokens)") from None
+        except (TypeError, ValueError):
+            raise ConfigError(f"[{where}] prices must be numbers (USD per million tokens)") from None
+    return prices
+
+
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] must be a table")
+    return value
+
+
+def _typed(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = table[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"[{where}] {key} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _port(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+        raise ConfigError(f"[server] port must be an integer 0-65535, got {value!r}")
+    return value

@@ -1,0 +1,129 @@
+"""The control API under ``/_sidecar/``: what the TUI and scripts read.
+
+- ``GET /_sidecar/health``       — liveness, version, providers and whether each has a key
+- ``GET /_sidecar/events``       — live events as server-sent events (``event: <type>``, JSON data)
+- ``GET /_sidecar/requests``     — history, newest first: ``?limit=N&before=<id>`` (keyset pagination)
+- ``GET /_sidecar/requests/{id}`` — one record with its (redacted, capped) bodies
+- ``GET /_sidecar/stats``        — totals by provider and model, ``?since=<ISO 8601>``
+
+Store reads run in a thread: SQLite must never block the event loop the proxy runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from sidecar import __version__
+from sidecar.keys import KeyStoreError
+from sidecar.state import STATE
+from sidecar.util import utc_now_iso
+
+routes = web.RouteTableDef()
+
+PING_SECONDS = 15.0
+MAX_LIMIT = 1000
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return _json({"error": {"message": message, "type": "invalid_request_error"}}, status)
+
+
+@routes.get("/_sidecar/health")
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    providers = []
+    for p in state.config.providers.values():
+        has_key: bool | None = None
+        if p.needs_key:
+            try:
+                has_key = bool(await state.keys.get(p.id))
+            except KeyStoreError:
+                has_key = None  # unknown: the keyring itself is unavailable
+        providers.append({"id": p.id, "adapter": p.adapter, "base_url": p.base_url,
+                          "needs_key": p.needs_key, "has_key": has_key})
+    return _json({
+        "status": "ok",
+        "version": __version__,
+        "started_at": state.started_at,
+        "uptime_s": round(time.monotonic() - state.started_monotonic, 3),
+        "listen": state.listen_url,
+        "store": str(state.config.db_path) if state.store else None,
+        "providers": providers,
+    })
+
+
+@routes.get("/_sidecar/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    sub = state.bus.subscribe()
+    try:
+        hello = {"version": __version__, "server_time": utc_now_iso()}
+        await response.write(b"event: hello\ndata: " + orjson.dumps(hello) + b"\n\n")
+        while True:
+            try:
+                event = await asyncio.wait_for(sub.get(), PING_SECONDS)
+            except TimeoutError:
+                await response.write(b": ping\n\n")
+                continue
+            await response.write(
+                b"event: " + event.type.encode() + b"\ndata: " + orjson.dumps(event.data) + b"\n\n"
+            )
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass  # the subscriber went away; that costs the proxy nothing
+    finally:
+        state.bus.unsubscribe(sub)
+    return response
+
+
+@routes.get("/_sidecar/requests")
+async def requests(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.store is None:
+        return _json({"requests": [], "next_before": None})
+    try:
+        limit = min(max(int(request.query.get("limit", "50")), 1), MAX_LIMIT)
+        status = int(request.query["status"]) if "status" in request.query else None
+    except ValueError:
+        return _bad("limit and status must be integers")
+    rows = await asyncio.to_thread(
+        state.store.recent, limit, before=request.query.get("before"),
+        provider=request.query.get("provider"), model=request.query.get("model"), status=status,
+    )
+    next_before = rows[-1]["id"] if len(rows) == limit else None
+    return _json({"requests": rows, "next_before": next_before})
+
+
+@routes.get("/_sidecar/requests/{id}")
+async def request_detail(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.store is None:
+        return _bad("this sidecar runs without a request store", 404)
+    row = await asyncio.to_thread(state.store.get, request.match_info["id"])
+    if row is None:
+        return _bad(f"no request with id {request.match_info['id']!r}", 404)
+    return _json(row)
+
+
+@routes.get("/_sidecar/stats")
+async def stats(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.store is None:
+        return _bad("this sidecar runs without a request store", 404)
+    try:
+        data = await asyncio.to_thread(state.store.stats, request.query.get("since"))
+    except ValueError:
+        return _bad("since must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z")
+    return _json(data)

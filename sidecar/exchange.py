@@ -1,0 +1,41 @@
+"""Per-request state that the pipeline steps (proxy, relay) share."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from adapters.ir import Usage
+from sidecar.records import RequestRecord
+
+
+@dataclass(slots=True)
+class Failure:
+    """An attempt that produced no answer for the client (yet): the caller may try the next target."""
+
+    status: int
+    message: str
+    retryable: bool = True
+
+
+@dataclass(slots=True)
+class Exchange:
+    """Per-request state shared by the pipeline steps."""
+
+    record: RequestRecord
+    started: float
+    fmt: str
+    body: bytes = b""
+    parsed: dict[str, Any] = field(default_factory=dict)
+    response_body: bytes | None = None
+    usage: Usage | None = None
+    secret: bytes | None = None
+    """The key sent upstream in this request, to scrub from anything going back or being stored."""
+    prepared: web.StreamResponse | None = None
+    """Set once the client's response has started: from then on, no failover."""
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 2)

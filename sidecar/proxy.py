@@ -1,0 +1,292 @@
+"""The request pipeline: inbound request → route → key → upstream → relay → record.
+
+Same format in and out is a pass-through: the body goes upstream as the client sent it (only the model
+name and auth change), and the answer comes back byte for byte — streams chunk by chunk as they
+arrive — while usage is read on the way. Failover to the next target is allowed only until the first
+byte of an answer has reached the client; after that a failure ends the stream with an error event in
+the client's own format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from adapters import passthrough
+from sidecar import formats
+from sidecar.config import Config
+from sidecar.events import EventBus
+from sidecar.exchange import Exchange, Failure
+from sidecar.keys import KeyCache, KeyStoreError
+from sidecar.pricing import PriceBook
+from sidecar.records import Attempt, RequestRecord
+from sidecar.relay import relay_body, relay_stream
+from sidecar.routing import RouteError, Router, Target
+from sidecar.store import RequestStore
+from sidecar.upstream import chat_url, forward_headers, response_headers
+from sidecar.util import new_request_id, utc_now_iso
+
+log = logging.getLogger("sidecar.proxy")
+
+FAILOVER_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504, 529})
+"""Statuses that say "this provider, not this request": the next target may succeed."""
+
+
+class Proxy:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        keys: KeyCache,
+        bus: EventBus,
+        store: RequestStore | None,
+        prices: PriceBook,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.keys = keys
+        self.bus = bus
+        self.store = store
+        self.prices = prices
+        self.session = session
+
+    async def handle(
+        self, request: web.Request, fmt: str, *, path_model: str | None = None, path_stream: bool = False
+    ) -> web.StreamResponse:
+        """Serve one generation request arriving in format ``fmt``; always answers in that format."""
+        record = RequestRecord(
+            id=new_request_id(), ts=utc_now_iso(), inbound=fmt, requested_model=path_model or "",
+            client=client_label(request), path=request.path,
+        )
+        ex = Exchange(record, time.perf_counter(), fmt)
+        try:
+            return await self._serve(request, ex, path_model, path_stream)
+        except asyncio.CancelledError:
+            record.error = record.error or "client disconnected"
+            raise
+        except Exception as exc:  # the last line of defence: the client gets its own format, never a traceback
+            log.exception("request %s failed inside the sidecar", record.id)
+            record.error = f"internal sidecar error ({type(exc).__name__})"
+            if ex.prepared is not None:
+                return ex.prepared
+            return self._error(ex, 500, "internal sidecar error; the sidecar's log has the details")
+        finally:
+            self._finish(ex)
+
+    async def _serve(
+        self, request: web.Request, ex: Exchange, path_model: str | None, path_stream: bool
+    ) -> web.StreamResponse:
+        rec = ex.record
+        try:
+            ex.body = await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            return self._error(ex, 413, f"request body too large: {exc.text}")
+        try:
+            parsed = orjson.loads(ex.body)
+        except orjson.JSONDecodeError as exc:
+            return self._error(ex, 400, f"request body is not valid JSON: {exc}")
+        if not isinstance(parsed, dict):
+            return self._error(ex, 400, "request body must be a JSON object")
+        ex.parsed = parsed
+        model = path_model if path_model is not None else parsed.get("model")
+        if not isinstance(model, str) or not model:
+            return self._error(ex, 400, "the request must name a model (the `model` field)")
+        rec.requested_model = model
+        rec.stream = path_stream if ex.fmt == "gemini" else parsed.get("stream") is True
+        self.bus.publish("request_started", {
+            "id": rec.id, "ts": rec.ts, "inbound": rec.inbound, "requested_model": model,
+            "stream": rec.stream, "client": rec.client, "path": rec.path,
+        })
+        try:
+            targets = self.router.resolve(model)
+        except RouteError as exc:
+            return self._error(ex, exc.status, exc.message)
+        failure: Failure | None = None
+        for i, target in enumerate(targets):
+            outcome = await self._attempt(request, ex, target, is_last=i == len(targets) - 1)
+            if not isinstance(outcome, Failure):
+                return outcome
+            failure = outcome
+            if not outcome.retryable:
+                break
+        assert failure is not None
+        if len(rec.attempts) > 1:
+            chain = "; ".join(f"{a.provider}/{a.model}: {a.error}" for a in rec.attempts)
+            return self._error(ex, failure.status, f"all {len(rec.attempts)} targets failed: {chain}")
+        return self._error(ex, failure.status, failure.message)
+
+    async def _attempt(
+        self, request: web.Request, ex: Exchange, target: Target, *, is_last: bool
+    ) -> web.StreamResponse | Failure:
+        provider, rec = target.provider, ex.record
+        attempt = Attempt(provider.id, target.model)
+        rec.attempts.append(attempt)
+        rec.provider, rec.model = provider.id, target.model
+        t0 = time.perf_counter()
+
+        def fail(status: int, message: str, *, retryable: bool = True) -> Failure:
+            attempt.status = status if status != 0 else None
+            attempt.error = message
+            attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
+            self._publish_attempt(rec.id, attempt)
+            return Failure(status, message, retryable)
+
+        if not formats.can_pass_through(ex.fmt, provider):
+            return fail(400, formats.translation_unavailable(ex.fmt, provider))
+        key: str | None = None
+        if provider.needs_key:
+            try:
+                key = await self.keys.get(provider.id)
+            except KeyStoreError as exc:
+                return fail(503, str(exc))
+            if not key:
+                return fail(401, f"no key for provider '{provider.id}': store one with "
+                                 f"`printf %s \"$KEY\" | sidecar keys set {provider.id}`")
+        ex.secret = key.encode() if key else None
+        body, strip_usage = self._upstream_body(ex, target)
+        api_version = "v1" if request.path.startswith("/v1/") else "v1beta"
+        url = chat_url(provider, ex.fmt, target.model, stream=ex.record.stream, api_version=api_version)
+        params = {k: v for k, v in request.query.items() if k != "key"} if ex.fmt == "gemini" else None
+        headers = forward_headers(request.headers, provider, key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeouts.first_byte
+        try:
+            async with asyncio.timeout_at(deadline):
+                resp = await self.session.post(url, data=body, headers=headers, params=params)
+        except TimeoutError:
+            return fail(504, f"{provider.id} sent no response within {self.config.timeouts.first_byte:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            return fail(502, f"cannot reach {provider.id} at {provider.base_url}: {_describe(exc)}")
+        try:
+            if resp.status >= 400:
+                return await self._upstream_error(ex, resp, attempt, t0, deadline, is_last, fail)
+            relay = relay_stream if rec.stream else relay_body
+            outcome = await relay(self, request, ex, resp, deadline, strip_usage=strip_usage)
+            if isinstance(outcome, Failure):
+                return fail(outcome.status, outcome.message)
+            attempt.status = resp.status
+            attempt.error = rec.error
+            attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
+            self._publish_attempt(rec.id, attempt)
+            return outcome
+        finally:
+            resp.release()
+
+    def _upstream_body(self, ex: Exchange, target: Target) -> tuple[bytes, bool]:
+        """The bytes to send upstream, and whether to strip a usage chunk the client did not ask for."""
+        if ex.fmt == "gemini":
+            return ex.body, False  # the model lives in the URL; the body goes as it came
+        if (
+            ex.fmt == "openai_chat" and ex.record.stream and target.provider.stream_usage
+            and not passthrough.wants_stream_usage(ex.parsed)
+        ):
+            return passthrough.with_stream_usage(ex.parsed, target.model), True
+        return passthrough.rewrite_model(ex.body, ex.parsed, target.model), False
+
+    async def _upstream_error(
+        self, ex: Exchange, resp: aiohttp.ClientResponse, attempt: Attempt, t0: float,
+        deadline: float, is_last: bool, fail: Any,
+    ) -> web.StreamResponse | Failure:
+        provider = attempt.provider
+        try:
+            async with asyncio.timeout_at(deadline):
+                data = await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            data = b""
+        data = self.scrub(ex, data)
+        message = formats.module(ex.fmt).error_message(data) or f"HTTP {resp.status}"
+        message = f"{provider} answered {resp.status}: {message}"
+        if resp.status in (401, 403):
+            self.keys.invalidate(provider)  # the key may have been replaced since it was cached
+            log.warning("%s rejected its key (HTTP %s); check it with `sidecar keys list`", provider, resp.status)
+        if resp.status in FAILOVER_STATUSES and not is_last and resp.headers.get("x-should-retry") != "false":
+            return fail(resp.status, message)
+        # Same format in and out: relay the provider's own error faithfully, status and body.
+        ex.record.status = resp.status
+        ex.record.error = message
+        ex.response_body = data
+        attempt.status, attempt.error = resp.status, message
+        attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
+        self._publish_attempt(ex.record.id, attempt)
+        headers = response_headers(resp.headers)
+        headers.update(self.sidecar_headers(ex))
+        return web.Response(status=resp.status, body=data, headers=headers,
+                            content_type=resp.content_type or "application/json")
+
+    def scrub(self, ex: Exchange, data: bytes) -> bytes:
+        """Remove the request's key from text going back to the client or into the store.
+
+        Some providers echo request headers in error bodies; the key must not travel back that way.
+        """
+        if ex.secret and ex.secret in data:
+            return data.replace(ex.secret, b"[REDACTED]")
+        return data
+
+    def sidecar_headers(self, ex: Exchange) -> dict[str, str]:
+        rec = ex.record
+        headers = {"x-sidecar-request-id": rec.id}
+        if rec.provider:
+            headers["x-sidecar-served-by"] = f"{rec.provider}/{rec.model}"
+        return headers
+
+    def _error(self, ex: Exchange, status: int, message: str) -> web.Response:
+        rec = ex.record
+        rec.status = status
+        rec.error = rec.error or message
+        body = formats.module(ex.fmt).error_body(status, message)
+        ex.response_body = body
+        return web.Response(status=status, body=body, content_type="application/json",
+                            headers=self.sidecar_headers(ex))
+
+    def _publish_attempt(self, request_id: str, attempt: Attempt) -> None:
+        self.bus.publish("attempt", {"request_id": request_id, "provider": attempt.provider, "model": attempt.model,
+                                     "status": attempt.status, "error": attempt.error,
+                                     "duration_ms": attempt.duration_ms})
+
+    def _finish(self, ex: Exchange) -> None:
+        """Price, publish and store the record. Cheap and non-blocking: the store only enqueues."""
+        rec = ex.record
+        rec.latency_ms = ex.elapsed_ms()
+        if ex.usage is not None:
+            u = ex.usage
+            rec.input_tokens, rec.output_tokens = u.input, u.output
+            rec.cache_read_tokens, rec.cache_write_tokens, rec.reasoning_tokens = u.cache_read, u.cache_write, u.reasoning
+            rec.usage_source = "reported"
+            if rec.provider and rec.model:
+                rec.cost_usd = self.prices.cost(rec.provider, rec.model, u)
+        if rec.error:
+            rec.error = self.scrub(ex, rec.error.encode()).decode("utf-8", "replace")
+        if rec.status is None and ex.prepared is None:
+            rec.status = 499  # the client went away before any answer: nginx's "client closed request"
+        data = rec.to_dict()
+        self.bus.publish("request_finished", data)
+        if self.store is not None:
+            store_bodies = self.config.store_bodies
+            self.store.add(
+                rec,
+                request_body=self.scrub(ex, ex.body) if store_bodies and ex.body else None,
+                response_body=self.scrub(ex, ex.response_body) if store_bodies and ex.response_body else None,
+            )
+        log.info(
+            "%s %s %s → %s/%s %s %.0fms in=%s out=%s cost=%s%s", rec.id, rec.inbound, rec.requested_model,
+            rec.provider, rec.model, rec.status, rec.latency_ms, rec.input_tokens, rec.output_tokens,
+            "?" if rec.cost_usd is None else f"${rec.cost_usd:.6f}", f" error={rec.error}" if rec.error else "",
+        )
+
+
+def client_label(request: web.Request) -> str | None:
+    """Who is calling: an explicit ``X-Sidecar-Client`` label, else the SDK's user agent."""
+    label = request.headers.get("x-sidecar-client") or request.headers.get("user-agent")
+    return label[:80] if label else None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]

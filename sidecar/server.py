@@ -1,0 +1,47 @@
+"""Running the app on a socket: the one place that binds, used by the CLI, the demo and the tests.
+
+``handler_cancellation=True`` makes a client disconnect cancel its handler, which closes the upstream
+request (no orphaned stream keeps burning tokens) — and makes production behave like aiohttp's test
+server, so what the tests see is what users get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from sidecar.state import STATE
+
+log = logging.getLogger("sidecar.server")
+
+
+async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Start serving ``app``; returns the runner (call ``cleanup()``) and the base URL actually bound."""
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound_port = runner.addresses[0][1] if runner.addresses else port
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{bound_port}"
+    app[STATE].listen_url = url
+    return runner, url
+
+
+async def wait_for_signal() -> None:
+    """Sleep until SIGINT or SIGTERM, so shutdown runs the app's cleanup (store flushed, session closed)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C arrives as KeyboardInterrupt instead
+            pass
+    await stop.wait()

@@ -1,0 +1,29 @@
+"""Small helpers with no better home: request ids, timestamps, task references."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def new_request_id() -> str:
+    """Time-ordered and unique: ids sort like arrival times, which keyset pagination relies on."""
+    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(5)}"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+    """Start a task and keep a reference to it: an unreferenced task can be garbage-collected mid-run."""
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
