@@ -1,0 +1,197 @@
+"""The ``sidecar`` command.
+
+``sidecar`` / ``sidecar up`` runs proxy and TUI in one process; ``serve`` runs the proxy headless;
+``tui`` attaches to a running proxy; ``demo`` runs everything against simulated providers with no keys;
+``keys`` manages provider keys in the OS keyring; ``env`` prints shell lines for SDKs; ``doctor``
+explains what is set up and what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from sidecar import __version__
+from sidecar.config import Config, ConfigError, load_config
+from sidecar.shellenv import SHELLS, env_vars, guess_shell, render
+
+log = logging.getLogger("sidecar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: the platform config dir's config.toml)")
+    common.add_argument("--host", help="address to listen on / connect to (default 127.0.0.1)")
+    common.add_argument("--port", type=int, help="port (default 8787)")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = argparse.ArgumentParser(
+        prog="sidecar", parents=[common],
+        description="A local LLM gateway: keyring-held keys, one endpoint for every SDK, metering and a TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"llm-sidecar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("up", parents=[common], help="run the proxy and the terminal UI in one process (default)")
+    sub.add_parser("serve", parents=[common], help="run the proxy headless")
+    tui = sub.add_parser("tui", parents=[common], help="attach the terminal UI to a running proxy")
+    tui.add_argument("--url", help="the sidecar's URL (default http://HOST:PORT)")
+    demo = sub.add_parser("demo", parents=[common], help="simulated providers and sample traffic; no keys needed")
+    demo.add_argument("--requests", type=int, default=12, help="sample requests to send (default 12)")
+    demo.add_argument("--exit", action="store_true", help="exit after the sample traffic instead of staying up")
+    keys = sub.add_parser("keys", parents=[common], help="provider keys in the OS keyring")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    for name, text in (("set", "store a key, read from stdin or a hidden prompt"), ("delete", "remove a key")):
+        p = keys_sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("provider", help="provider id, e.g. openai, anthropic, gemini")
+    keys_sub.add_parser("list", parents=[common], help="which providers have a key (masked)")
+    env = sub.add_parser("env", parents=[common], help="shell lines pointing SDKs and agents at the sidecar")
+    env.add_argument("--shell", choices=SHELLS, help="syntax (default: from $SHELL)")
+    sub.add_parser("doctor", parents=[common], help="check keyring, config, data dir and the running proxy")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    if not args.verbose:
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    command = args.command or "up"
+    try:
+        return _dispatch(command, args, config)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, explicit=args.config is not None)
+    if args.host:
+        config = replace(config, host=args.host)
+    if args.port is not None:
+        if not 0 <= args.port <= 65535:
+            raise ConfigError(f"--port must be 0-65535, got {args.port}")
+        config = replace(config, port=args.port)
+    return config
+
+
+def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
+    if command == "serve":
+        return _run(_serve(config))
+    if command == "up":
+        return _up(config)
+    if command == "tui":
+        return _tui(args.url or _local_url(config))
+    if command == "demo":
+        from sidecar.demo import run_demo
+
+        return _run(run_demo(config, requests=args.requests, stay_up=not args.exit))
+    if command == "keys":
+        return _keys(args, config)
+    if command == "env":
+        shell = args.shell or guess_shell(os.environ.get("SHELL"))
+        sys.stdout.write(render(env_vars(_local_url(config)), shell))
+        return 0
+    if command == "doctor":
+        from sidecar.doctor import run_doctor
+
+        return run_doctor(config)
+    raise AssertionError(command)
+
+
+def _run(coro: object) -> int:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _local_url(config: Config) -> str:
+    host = config.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{config.port}" if ":" in host else f"http://{host}:{config.port}"
+
+
+def _keys(args: argparse.Namespace, config: Config) -> int:
+    from sidecar import cmd_keys
+    from sidecar.keys import KeyringStore
+
+    store = KeyringStore()
+    if args.keys_command == "set":
+        return cmd_keys.keys_set(config, store, args.provider)
+    if args.keys_command == "delete":
+        return cmd_keys.keys_delete(store, args.provider)
+    return cmd_keys.keys_list(config, store)
+
+
+async def _start(config: Config):  # noqa: ANN202 - returns (runner, url, app)
+    from sidecar.app import build_app
+    from sidecar.keys import KeyringStore
+    from sidecar.server import start_server
+    from sidecar.store import RequestStore
+
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: other machines can reach this proxy and spend your keys", config.host)
+    store = RequestStore(config.db_path, body_cap=config.body_cap_bytes)
+    app = build_app(config, keys=KeyringStore(), store=store)
+    runner, url = await start_server(app, config.host, config.port)
+    return runner, url, app
+
+
+async def _serve(config: Config) -> int:
+    from sidecar.server import wait_for_signal
+
+    runner, url, _app = await _start(config)
+    print(f"llm-sidecar {__version__} listening on {url}", flush=True)
+    print(f"  config: {config.source or 'built-in presets (no config file)'}", flush=True)
+    print(f"  store:  {config.db_path}", flush=True)
+    print(f"  point SDKs here with: eval \"$(sidecar env)\"", flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def _up(config: Config) -> int:
+    """Proxy and TUI in one process and one event loop; the TUI reads the proxy over loopback HTTP."""
+    if not sys.stdout.isatty():
+        print("`sidecar up` needs a terminal for its UI; use `sidecar serve` to run headless", file=sys.stderr)
+        return 2
+    try:
+        from tui.app import SidecarApp
+    except ImportError as exc:  # pragma: no cover - textual is a dependency, but be explicit
+        print(f"the terminal UI is unavailable ({exc}); use `sidecar serve`", file=sys.stderr)
+        return 1
+
+    async def both() -> int:
+        runner, url, _app = await _start(config)
+        logging.getLogger().handlers.clear()  # log lines would scribble over the UI
+        try:
+            await SidecarApp(url).run_async()
+        finally:
+            await runner.cleanup()
+        return 0
+
+    return _run(both())
+
+
+def _tui(url: str) -> int:
+    from tui import run
+
+    return run(url)
