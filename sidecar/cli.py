@@ -181,7 +181,7 @@ def _up(config: Config) -> int:
 
     async def both() -> int:
         runner, url, _app = await _start(config)
-        logging.getLogger().handlers.clear()  # log lines would scribble over the UI
+        _log_to_file(config)  # log lines on the terminal would scribble over the UI
         try:
             await SidecarApp(url).run_async()
         finally:
@@ -189,6 +189,16 @@ def _up(config: Config) -> int:
         return 0
 
     return _run(both())
+
+
+def _log_to_file(config: Config) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(config.data_dir / "sidecar.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
 
 
 def _tui(url: str) -> int:

@@ -7,7 +7,7 @@ data or keyring files.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -86,3 +86,32 @@ async def sidecar(upstreams: Upstreams, tmp_path: Path) -> AsyncIterator[Sidecar
     sc, runner = await start_sidecar(config_for(upstreams, tmp_path / "data"), MemoryKeyStore(KEYS))
     yield sc
     await runner.cleanup()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked secret_service need tests/run's private GNOME Keyring; skip them elsewhere.
+
+    CI sets SIDECAR_REQUIRE_SECRET_SERVICE so a missing keyring fails loudly instead of skipping.
+    """
+    if os.environ.get("SIDECAR_SECRET_SERVICE") or os.environ.get("SIDECAR_REQUIRE_SECRET_SERVICE"):
+        return
+    skip = pytest.mark.skip(reason="needs a Secret Service keyring: run the suite with `bash tests/run`")
+    for item in items:
+        if "secret_service" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def secret_service() -> Iterator[None]:
+    """The real Secret Service backend, with this suite's provider entries cleaned up afterwards."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    names = [type(b).__module__ for b in getattr(backend, "backends", [backend])]
+    assert any("SecretService" in n for n in names), f"expected the Secret Service backend, got {backend!r}"
+    yield
+    for provider in ("openai", "anthropic", "gemini", "groq", "canary"):
+        try:
+            keyring.delete_password("llm-sidecar", provider)
+        except keyring.errors.PasswordDeleteError:
+            pass
