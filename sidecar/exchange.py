@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.ir import Usage
+from adapters.ir import ChatRequest, Usage
 from sidecar.records import RequestRecord
 
 
@@ -34,6 +34,11 @@ class Exchange:
     usage: Usage | None = None
     secret: bytes | None = None
     """The key sent upstream in this request, to scrub from anything going back or being stored."""
+    ir: ChatRequest | None = None
+    """The request in IR, parsed on the first attempt that needs translation and reused by later ones."""
+    images_inlined: bool = False
+    warnings: list[str] = field(default_factory=list)
+    """Advisory options a translation dropped; sent to the client in ``x-sidecar-warning``."""
     prepared: web.StreamResponse | None = None
     """Set once the client's response has started: from then on, no failover."""
 

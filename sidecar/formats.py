@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 from adapters import anthropic, gemini, openai_chat, openai_responses
@@ -43,3 +44,28 @@ def _native_endpoint(adapter: str) -> str:
         "anthropic": "POST /v1/messages",
         "gemini": "POST /v1beta/models/{model}:generateContent",
     }[adapter]
+
+
+UPSTREAM_FORMAT = {"openai": "openai_chat", "anthropic": "anthropic", "gemini": "gemini"}
+"""The wire format each provider adapter speaks (OpenAI-compatible providers all take chat completions)."""
+
+
+def codec(fmt: str) -> ModuleType:
+    """The IR codec of a format (``adapters/<format>_codec.py``), imported on first use."""
+    module = _CODECS.get(fmt)
+    if module is None:
+        module = importlib.import_module(f"adapters.{fmt}_codec")
+        _CODECS[fmt] = module
+    return module
+
+
+_CODECS: dict[str, ModuleType] = {}
+
+CLIENT_STATUS = {529: 503}
+"""Statuses only one family knows, mapped for clients of another (Anthropic's 529 "overloaded" is a 503 elsewhere)."""
+
+
+def translate_error_status(status: int, upstream_fmt: str, client_fmt: str) -> int:
+    if upstream_fmt == client_fmt or client_fmt == "anthropic":
+        return status
+    return CLIENT_STATUS.get(status, status)

@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from adapters import passthrough
+from adapters.ir import TranslationError
 from sidecar import formats
 from sidecar.config import Config
 from sidecar.events import EventBus
@@ -26,10 +27,12 @@ from sidecar.exchange import Exchange, Failure
 from sidecar.keys import KeyCache, KeyStoreError
 from sidecar.pricing import PriceBook
 from sidecar.records import Attempt, RequestRecord
+from sidecar.media import inline_image_urls
 from sidecar.relay import relay_body, relay_stream
 from sidecar.routing import RouteError, Router, Target
 from sidecar.store import RequestStore
-from sidecar.upstream import chat_url, forward_headers, response_headers
+from sidecar.transforms import PassThroughStream, TranslatedStream, passthrough_body, translated_body
+from sidecar.upstream import UpstreamPlan, chat_url, forward_headers, response_headers
 from sidecar.util import new_request_id, utc_now_iso
 
 log = logging.getLogger("sidecar.proxy")
@@ -138,8 +141,6 @@ class Proxy:
             self._publish_attempt(rec.id, attempt)
             return Failure(status, message, retryable)
 
-        if not formats.can_pass_through(ex.fmt, provider):
-            return fail(400, formats.translation_unavailable(ex.fmt, provider))
         key: str | None = None
         if provider.needs_key:
             try:
@@ -150,25 +151,35 @@ class Proxy:
                 return fail(401, f"no key for provider '{provider.id}': store one with "
                                  f"`printf %s \"$KEY\" | sidecar keys set {provider.id}`")
         ex.secret = key.encode() if key else None
-        body, strip_usage = self._upstream_body(ex, target)
-        api_version = "v1" if request.path.startswith("/v1/") else "v1beta"
-        url = chat_url(provider, ex.fmt, target.model, stream=ex.record.stream, api_version=api_version)
-        params = {k: v for k, v in request.query.items() if k != "key"} if ex.fmt == "gemini" else None
-        headers = forward_headers(request.headers, provider, key)
+        try:
+            if formats.can_pass_through(ex.fmt, provider):
+                plan = self._plan_passthrough(request, ex, target)
+            else:
+                plan = await self._plan_translation(request, ex, target)
+        except TranslationError as exc:
+            # Another target may be able to express it; if none can, the client gets this 400.
+            return fail(exc.status, f"{exc.message} (parameter: {exc.param})" if exc.param else exc.message)
+        headers = forward_headers(request.headers, provider, key, same_format=plan.upstream_fmt == ex.fmt)
+        if plan.warnings:
+            ex.warnings.extend(plan.warnings)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeouts.first_byte
         try:
             async with asyncio.timeout_at(deadline):
-                resp = await self.session.post(url, data=body, headers=headers, params=params)
+                resp = await self.session.post(plan.url, data=plan.body, headers=headers, params=plan.params)
         except TimeoutError:
             return fail(504, f"{provider.id} sent no response within {self.config.timeouts.first_byte:g}s")
         except (aiohttp.ClientError, OSError) as exc:
             return fail(502, f"cannot reach {provider.id} at {provider.base_url}: {_describe(exc)}")
         try:
             if resp.status >= 400:
-                return await self._upstream_error(ex, resp, attempt, t0, deadline, is_last, fail)
-            relay = relay_stream if rec.stream else relay_body
-            outcome = await relay(self, request, ex, resp, deadline, strip_usage=strip_usage)
+                return await self._upstream_error(ex, resp, attempt, t0, deadline, is_last, fail, plan.upstream_fmt)
+            if rec.stream:
+                outcome = await relay_stream(self, request, ex, resp, deadline, plan.stream_transform(),
+                                             content_type=plan.content_type)
+            else:
+                outcome = await relay_body(self, request, ex, resp, deadline, plan.body_transform,
+                                           content_type=plan.content_type)
             if isinstance(outcome, Failure):
                 return fail(outcome.status, outcome.message)
             attempt.status = resp.status
@@ -179,20 +190,62 @@ class Proxy:
         finally:
             resp.release()
 
-    def _upstream_body(self, ex: Exchange, target: Target) -> tuple[bytes, bool]:
-        """The bytes to send upstream, and whether to strip a usage chunk the client did not ask for."""
+    def _plan_passthrough(self, request: web.Request, ex: Exchange, target: Target) -> UpstreamPlan:
+        """Same format in and out: the client's bytes go up, the provider's bytes come back."""
+        provider, fmt_module = target.provider, formats.module(ex.fmt)
+        strip_usage = False
         if ex.fmt == "gemini":
-            return ex.body, False  # the model lives in the URL; the body goes as it came
-        if (
-            ex.fmt == "openai_chat" and ex.record.stream and target.provider.stream_usage
-            and not passthrough.wants_stream_usage(ex.parsed)
-        ):
-            return passthrough.with_stream_usage(ex.parsed, target.model), True
-        return passthrough.rewrite_model(ex.body, ex.parsed, target.model), False
+            body = ex.body  # the model lives in the URL; the body goes as it came
+        elif (ex.fmt == "openai_chat" and ex.record.stream and provider.stream_usage
+              and not passthrough.wants_stream_usage(ex.parsed)):
+            body, strip_usage = passthrough.with_stream_usage(ex.parsed, target.model), True
+        else:
+            body = passthrough.rewrite_model(ex.body, ex.parsed, target.model)
+        api_version = "v1" if request.path.startswith("/v1/") else "v1beta"
+        sse = not (ex.fmt == "gemini" and request.query.get("alt") != "sse")
+        return UpstreamPlan(
+            url=chat_url(provider, ex.fmt, target.model, stream=ex.record.stream, api_version=api_version),
+            params={k: v for k, v in request.query.items() if k != "key"} if ex.fmt == "gemini" else None,
+            body=body,
+            upstream_fmt=ex.fmt,
+            body_transform=lambda data: passthrough_body(fmt_module, data),
+            stream_transform=lambda: PassThroughStream(fmt_module, sse=sse, strip_usage=strip_usage),
+        )
+
+    async def _plan_translation(self, request: web.Request, ex: Exchange, target: Target) -> UpstreamPlan:
+        """Different formats: client request → IR → provider request; provider answer → IR → client format."""
+        provider = target.provider
+        upstream_fmt = formats.UPSTREAM_FORMAT[provider.adapter]
+        if ex.fmt == "openai_responses" and provider.adapter == "openai" and not provider.responses_api:
+            upstream_fmt = "openai_chat"
+        client_codec, upstream_codec = formats.codec(ex.fmt), formats.codec(upstream_fmt)
+        if ex.ir is None:
+            ex.ir = client_codec.parse_request(
+                ex.parsed, model=ex.record.requested_model if ex.fmt == "gemini" else None, stream=ex.record.stream
+            )
+        if not upstream_codec.ACCEPTS_IMAGE_URLS and not ex.images_inlined:
+            await inline_image_urls(ex.ir, self.session)
+            ex.images_inlined = True
+        body_obj, warnings = upstream_codec.build_request(ex.ir, target.model)
+        client_model = ex.record.requested_model
+        include_usage = ex.ir.include_usage
+        stream = ex.record.stream
+        return UpstreamPlan(
+            url=chat_url(provider, upstream_fmt, target.model, stream=stream),
+            params={"alt": "sse"} if upstream_fmt == "gemini" and stream else None,
+            body=orjson.dumps(body_obj),
+            upstream_fmt=upstream_fmt,
+            warnings=warnings,
+            content_type="text/event-stream" if stream else "application/json",
+            body_transform=lambda data: translated_body(upstream_codec, client_codec, data, client_model)[:2],
+            stream_transform=lambda: TranslatedStream(
+                upstream_codec.StreamDecoder(), client_codec.StreamEncoder(client_model, include_usage=include_usage)
+            ),
+        )
 
     async def _upstream_error(
         self, ex: Exchange, resp: aiohttp.ClientResponse, attempt: Attempt, t0: float,
-        deadline: float, is_last: bool, fail: Any,
+        deadline: float, is_last: bool, fail: Any, upstream_fmt: str,
     ) -> web.StreamResponse | Failure:
         provider = attempt.provider
         try:
@@ -201,13 +254,19 @@ class Proxy:
         except (TimeoutError, aiohttp.ClientError, OSError):
             data = b""
         data = self.scrub(ex, data)
-        message = formats.module(ex.fmt).error_message(data) or f"HTTP {resp.status}"
+        message = formats.module(upstream_fmt).error_message(data) or f"HTTP {resp.status}"
         message = f"{provider} answered {resp.status}: {message}"
         if resp.status in (401, 403):
             self.keys.invalidate(provider)  # the key may have been replaced since it was cached
             log.warning("%s rejected its key (HTTP %s); check it with `sidecar keys list`", provider, resp.status)
         if resp.status in FAILOVER_STATUSES and not is_last and resp.headers.get("x-should-retry") != "false":
             return fail(resp.status, message)
+        if upstream_fmt != ex.fmt:  # translated: the provider's error, re-said in the client's own shape
+            status = formats.translate_error_status(resp.status, upstream_fmt, ex.fmt)
+            attempt.status, attempt.error = resp.status, message
+            attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
+            self._publish_attempt(ex.record.id, attempt)
+            return self._error(ex, status, message, upstream_headers=resp.headers)
         # Same format in and out: relay the provider's own error faithfully, status and body.
         ex.record.status = resp.status
         ex.record.error = message
@@ -234,16 +293,21 @@ class Proxy:
         headers = {"x-sidecar-request-id": rec.id}
         if rec.provider:
             headers["x-sidecar-served-by"] = f"{rec.provider}/{rec.model}"
+        if ex.warnings:
+            headers["x-sidecar-warning"] = "; ".join(ex.warnings)[:2000]
         return headers
 
-    def _error(self, ex: Exchange, status: int, message: str) -> web.Response:
+    def _error(self, ex: Exchange, status: int, message: str,
+               upstream_headers: Any = None) -> web.Response:
         rec = ex.record
         rec.status = status
         rec.error = rec.error or message
         body = formats.module(ex.fmt).error_body(status, message)
         ex.response_body = body
-        return web.Response(status=status, body=body, content_type="application/json",
-                            headers=self.sidecar_headers(ex))
+        headers = response_headers(upstream_headers) if upstream_headers is not None else {}
+        headers.pop("Content-Type", None)
+        headers.update(self.sidecar_headers(ex))
+        return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
     def _publish_attempt(self, request_id: str, attempt: Attempt) -> None:
         self.bus.publish("attempt", {"request_id": request_id, "provider": attempt.provider, "model": attempt.model,

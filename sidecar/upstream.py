@@ -8,7 +8,9 @@ client's placeholder key never reaches a provider and only the keyring's key doe
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 from urllib.parse import quote
 
 import aiohttp
@@ -41,9 +43,34 @@ def make_session(*, connect_timeout: float) -> aiohttp.ClientSession:
     )
 
 
-def forward_headers(incoming: Mapping[str, str], provider: ProviderPreset, key: str | None) -> dict[str, str]:
-    """Client headers minus credentials and hop-by-hop ones, plus the provider's own auth."""
-    headers = {k: v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST and not k.lower().startswith("x-sidecar-")}
+_FAMILY_PREFIXES = ("anthropic-", "openai-", "x-goog-", "x-stainless-", "x-sidecar-")
+
+
+@dataclass(slots=True)
+class UpstreamPlan:
+    """How one attempt talks to its provider: what to send, and how to bring the answer back."""
+
+    url: str
+    body: bytes
+    upstream_fmt: str
+    body_transform: Callable[[bytes], Any]
+    stream_transform: Callable[[], Any]
+    params: dict[str, str] | None = None
+    content_type: str | None = None
+    """Overrides the upstream's Content-Type (a translated answer is in the client's format)."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def forward_headers(incoming: Mapping[str, str], provider: ProviderPreset, key: str | None,
+                    *, same_format: bool = True) -> dict[str, str]:
+    """Client headers minus credentials and hop-by-hop ones, plus the provider's own auth.
+
+    When translating, headers that belong to the client's API family (``anthropic-beta``, ``openai-*``,
+    SDK telemetry) are dropped too: they mean nothing, or something else, to another provider.
+    """
+    drop_prefixes = _FAMILY_PREFIXES if not same_format else ("x-sidecar-",)
+    headers = {k: v for k, v in incoming.items()
+               if k.lower() not in _DROP_REQUEST and not k.lower().startswith(drop_prefixes)}
     headers.update(provider.extra_headers)
     if provider.adapter == "anthropic" and not any(k.lower() == "anthropic-version" for k in headers):
         headers["anthropic-version"] = "2023-06-01"

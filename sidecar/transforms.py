@@ -1,0 +1,155 @@
+"""What happens to an upstream answer on its way to the client, one object per answer.
+
+Pass-through (same format in and out) forwards the bytes untouched and only reads usage from them; the
+one exception is the OpenAI usage chunk the sidecar asked for on the client's behalf, which is cut out
+again. Translation decodes the upstream's format into IR events and encodes them in the client's format,
+event by event as they arrive. The relay drives either through the same small interface.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Protocol
+
+import orjson
+
+from adapters import gemini, openai_chat
+from adapters.ir import ChatResponse, Finish, StreamError, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageUpdate
+from adapters.sse import SSEParser, format_event
+
+
+class StreamTransform(Protocol):
+    usage: Usage | None
+    upstream_error: str | None
+    """An error the upstream reported inside its stream; the client has already been told in its format."""
+    complete: bool
+    """The upstream's stream ended properly (its terminal marker or finish reason was seen)."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+    def finish(self, incomplete_message: str) -> bytes:
+        """End of the upstream body: the closing bytes for the client, with an error event first when the
+        upstream stopped without finishing (``incomplete_message`` says so in the client's format)."""
+        ...
+    def fail(self, message: str) -> bytes:
+        """The stream is being cut (timeout, broken connection): an error event and the closing bytes."""
+        ...
+
+
+class PassThroughStream:
+    def __init__(self, fmt_module: ModuleType, *, sse: bool, strip_usage: bool) -> None:
+        self._fmt = fmt_module
+        self._sse = sse
+        self._strip = strip_usage
+        self._parser = SSEParser()
+        self._meter = fmt_module.StreamMeter()
+        self._array = bytearray()  # a non-SSE Gemini stream is one JSON array: usage is in its last element
+        self.usage: Usage | None = None
+        self.upstream_error: str | None = None
+        self.complete = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self._sse:
+            if len(self._array) < 16 * 1024 * 1024:
+                self._array += chunk
+            return chunk
+        events = self._parser.feed(chunk)
+        meter = self._meter
+        for event in events:
+            meter.feed(event)
+        if self._strip:
+            return b"".join(format_event(e.data, e.event) for e in events if not openai_chat.is_usage_only_chunk(e.data))
+        return chunk
+
+    def finish(self, incomplete_message: str) -> bytes:
+        if not self._sse:
+            self.usage = gemini.usage_from_json_array_stream(bytes(self._array))
+            self.complete = True  # a JSON array has no terminal marker to check; the body ended cleanly
+            return b""
+        for event in self._parser.flush():
+            self._meter.feed(event)
+        self.complete = self._meter.finished
+        self.upstream_error = self._meter.error
+        self.usage = self._meter.usage
+        if not self.complete and not self.upstream_error:
+            return self._fmt.stream_error_event(502, incomplete_message)
+        return b""
+
+    def fail(self, message: str) -> bytes:
+        self.usage = self._meter.usage
+        return self._fmt.stream_error_event(502, message)
+
+
+class TranslatedStream:
+    """Upstream SSE → IR events (the upstream codec's decoder) → client bytes (the client codec's encoder)."""
+
+    def __init__(self, decoder: Any, encoder: Any) -> None:
+        self._parser = SSEParser()
+        self._decoder = decoder
+        self._encoder = encoder
+        self.usage: Usage | None = None
+        self.upstream_error: str | None = None
+        self.complete = False
+        self.output_chars = 0
+        """Text and argument characters produced, for estimating usage if the upstream never reports it."""
+
+    def _encode(self, events: list[StreamEvent]) -> bytes:
+        out = []
+        encoder = self._encoder
+        for event in events:
+            if isinstance(event, (TextDelta, ToolCallDelta)):
+                self.output_chars += len(event.text if isinstance(event, TextDelta) else event.arguments)
+            elif isinstance(event, UsageUpdate):
+                if self.usage is None:
+                    self.usage = Usage()
+                self.usage.merge(event.usage)
+            elif isinstance(event, Finish):
+                self.complete = True
+            elif isinstance(event, StreamError):
+                self.upstream_error = event.message
+            elif getattr(event, "usage", None) is not None:  # StreamStart carrying input tokens
+                if self.usage is None:
+                    self.usage = Usage()
+                self.usage.merge(event.usage)  # type: ignore[union-attr]
+            data = encoder.feed(event)
+            if data:
+                out.append(data)
+        return b"".join(out)
+
+    def feed(self, chunk: bytes) -> bytes:
+        decoder = self._decoder
+        events: list[StreamEvent] = []
+        for sse_event in self._parser.feed(chunk):
+            events.extend(decoder.feed(sse_event))
+        return self._encode(events) if events else b""
+
+    def finish(self, incomplete_message: str) -> bytes:
+        events: list[StreamEvent] = []
+        for sse_event in self._parser.flush():
+            events.extend(self._decoder.feed(sse_event))
+        out = self._encode(events)
+        complete = self.complete  # judged before the decoder's close(), which may synthesise a finish
+        out += self._encode(self._decoder.close())
+        self.complete = complete
+        if not complete and not self.upstream_error:
+            out += self._encode([StreamError(502, incomplete_message)])
+        return out + self._encoder.close()
+
+    def fail(self, message: str) -> bytes:
+        return self._encode([StreamError(502, message)]) + self._encoder.close()
+
+
+def passthrough_body(fmt_module: ModuleType, data: bytes) -> tuple[bytes, Usage | None]:
+    try:
+        return data, fmt_module.usage_from_response(orjson.loads(data))
+    except (orjson.JSONDecodeError, TypeError, AttributeError):
+        return data, None  # not JSON or no usage: relayed all the same, recorded without tokens
+
+
+def translated_body(upstream_codec: ModuleType, client_codec: ModuleType, data: bytes,
+                    model: str) -> tuple[bytes, Usage | None, ChatResponse]:
+    """Raises ValueError (incl. orjson.JSONDecodeError) when the upstream's answer can't be read."""
+    parsed = orjson.loads(data)
+    if not isinstance(parsed, dict):
+        raise ValueError("upstream answer is not a JSON object")
+    response = upstream_codec.parse_response(parsed)
+    return orjson.dumps(client_codec.render_response(response, model)), response.usage, response

@@ -1,0 +1,183 @@
+"""A fake sidecar control API for TUI tests: canned history, a pushable SSE stream, restartable.
+
+Serves exactly the `/_sidecar/*` contract the TUI is built against, on 127.0.0.1 with an OS-picked
+port, so feed and app tests exercise real HTTP and real reconnects without the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+_CLOSE = object()
+
+
+def record(rid: str, ts: str, **over: Any) -> dict[str, Any]:
+    """A finished record with every contract field; override what a test cares about."""
+    rec: dict[str, Any] = {
+        "id": rid, "ts": ts, "inbound": "openai_chat", "provider": "openai", "model": "gpt-4.1",
+        "requested_model": "gpt-4.1", "stream": False, "status": 200, "latency_ms": 812.0,
+        "ttft_ms": None, "input_tokens": 120, "output_tokens": 30, "cache_read_tokens": 0,
+        "cache_write_tokens": 0, "reasoning_tokens": 0, "cost_usd": 0.0012,
+        "usage_source": "reported", "error": None, "client": "pytest", "path": "/v1/chat/completions",
+        "attempts": [{"provider": "openai", "model": "gpt-4.1", "status": 200, "error": None,
+                      "duration_ms": 800.0}],
+    }  # fmt: skip
+    rec.update(over)
+    return rec
+
+
+class FakeSidecar:
+    """In-process control API. `publish()` pushes an event to every open `/events` stream;
+    `stop()`/`start()` simulate the sidecar going away and coming back on the same port."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        """History, newest first, as `/requests` returns it."""
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.history_loads = 0
+        self.port = 0
+        self._streams: list[asyncio.Queue[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self.started_at = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._streams)
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/_sidecar/health", self._health)
+        app.router.add_get("/_sidecar/events", self._events)
+        app.router.add_get("/_sidecar/requests", self._requests)
+        app.router.add_get("/_sidecar/requests/{id}", self._request)
+        return app
+
+    async def start(self) -> None:
+        self.started_at = datetime.now(timezone.utc).isoformat()
+        self._runner = web.AppRunner(self._app(), handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for q in self._streams:
+            q.put_nowait(_CLOSE)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def publish(self, event: str, data: Any) -> None:
+        self.send_raw(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+
+    def send_raw(self, chunk: bytes) -> None:
+        for q in self._streams:
+            q.put_nowait(chunk)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return _json({
+            "status": "ok", "version": "0.1.0", "started_at": self.started_at, "uptime_s": 1.0,
+            "listen": self.url, "providers": [{"id": "openai", "adapter": "openai",
+            "base_url": "http://fake", "needs_key": True, "has_key": True}],
+        })  # fmt: skip
+
+    async def _requests(self, request: web.Request) -> web.Response:
+        self.history_loads += 1
+        limit = int(request.query.get("limit", "100"))
+        return _json({"requests": self.records[:limit], "next_before": None})
+
+    async def _request(self, request: web.Request) -> web.Response:
+        rid = request.match_info["id"]
+        rec = next((r for r in self.records if r["id"] == rid), None)
+        if rec is None:
+            return web.json_response({"error": "not found"}, status=404)
+        extra = self.bodies.get(rid, {"request_body": None, "response_body": None})
+        return _json({**copy.deepcopy(rec), "bodies_truncated": False, **extra})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        resp = web.StreamResponse(headers=headers)
+        await resp.prepare(request)
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        self._streams.append(q)
+        try:
+            hello = {"version": "0.1.0", "server_time": self.started_at}
+            await resp.write(b"event: hello\ndata: " + orjson.dumps(hello) + b"\n\n: ping\n\n")
+            while (chunk := await q.get()) is not _CLOSE:
+                await resp.write(chunk)
+        finally:
+            self._streams.remove(q)
+        return resp
+
+
+def _json(data: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released), for "sidecar not running" tests."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Textual honours NO_COLOR, which would make colour assertions (and future snapshots) lie.
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.fixture
+async def sidecar() -> AsyncIterator[FakeSidecar]:
+    fake = FakeSidecar()
+    fake.records = [
+        record("r2", "2025-01-01T10:00:02+00:00", cost_usd=None, model="mystery-1",
+               requested_model="mystery-1"),
+        record("r1", "2025-01-01T10:00:01+00:00"),
+    ]  # fmt: skip
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+Wait = Callable[[Callable[[], bool]], Awaitable[None]]
+
+
+@pytest.fixture
+def make_record() -> Callable[..., dict[str, Any]]:
+    """`record(id, ts, **overrides)`; a fixture so test modules never import this conftest (that
+    breaks under `--import-mode=importlib` and with other conftest.py files on sys.path)."""
+    return record
+
+
+@pytest.fixture
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def wait_until() -> Wait:
+    """Poll a condition with a bounded number of short sleeps; no timing assertions anywhere."""
+
+    async def wait(cond: Callable[[], bool], tries: int = 300, step: float = 0.02) -> None:
+        for _ in range(tries):
+            if cond():
+                return
+            await asyncio.sleep(step)
+        assert cond(), "condition not reached"
+
+    return wait

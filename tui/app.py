@@ -1,0 +1,64 @@
+"""`SidecarApp`: wires the control-API client, the feed and the model to the screens.
+
+The app owns the long-lived pieces (one HTTP session, one feed task, one model) so screens stay
+disposable; it talks to the sidecar only over HTTP, never by importing `sidecar`.
+"""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tui.client import ControlClient
+from tui.feed import HISTORY_LIMIT, Feed
+from tui.model import RING_SIZE, TrafficModel
+from tui.screens.help import HelpScreen, collect
+from tui.screens.traffic import TrafficScreen
+
+
+class SidecarApp(App[int]):
+    """Live view of one sidecar's traffic, latency and spend.
+
+    Args:
+        url: Base URL of a running sidecar, e.g. `http://127.0.0.1:8787`.
+        backoff: (first, max) reconnect delay in seconds.
+        history_limit: Records loaded on every (re)connect.
+        ring_size: Request summaries kept in memory.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "llm-sidecar"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit the TUI (the sidecar keeps running)."),
+        Binding("ctrl+c", "quit", "Quit", id="app.quit_ctrl_c", show=False, priority=True),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Keys of the current screen."),
+    ]
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        backoff: tuple[float, float] = (0.5, 10.0),
+        history_limit: int = HISTORY_LIMIT,
+        ring_size: int = RING_SIZE,
+    ) -> None:
+        super().__init__()
+        self.client = ControlClient(url)
+        self.model = TrafficModel(ring_size)
+        self.feed = Feed(self.client, self.model, history_limit=history_limit, backoff=backoff)
+
+    def get_default_screen(self) -> Screen[None]:
+        return TrafficScreen(self.model, self.feed, self.client)
+
+    def on_mount(self) -> None:
+        self.run_worker(self.feed.run(), name="feed", group="feed", exclusive=True)
+
+    async def on_unmount(self) -> None:
+        self.workers.cancel_group(self, "feed")
+        await self.client.close()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(collect(self.screen)))

@@ -1,0 +1,194 @@
+"""HTTP client for the sidecar's control API (`/_sidecar/*`) and an incremental SSE parser.
+
+No textual import. This is the TUI's only way to reach the proxy: it never imports `sidecar`, so it
+can attach to a sidecar started elsewhere, and the proxy never waits on a slow UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""A single SSE event larger than this is treated as a broken stream (reconnect), not buffered."""
+
+
+class ControlError(Exception):
+    """The control API answered, but not with what the contract promises."""
+
+
+class SSEEvent(NamedTuple):
+    event: str
+    data: bytes
+
+
+class SSEParser:
+    """Incremental Server-Sent Events parser: feed arbitrary chunks, get complete events back.
+
+    Reads the stream with `iter_any()` rather than aiohttp's line iterator, which raises
+    `LineTooLong` past 512 KiB and a `request_finished` record can be large. Handles `\\n` and
+    `\\r\\n` line endings, `:` comment lines (the 15 s keep-alive pings) and multi-line data.
+    """
+
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._buf = b""
+        self._event = ""
+        self._data: list[bytes] = []
+        self._size = 0
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buf += chunk
+        out: list[SSEEvent] = []
+        start = 0
+        while (nl := self._buf.find(b"\n", start)) != -1:
+            line = self._buf[start:nl]
+            start = nl + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if ev := self._line(line):
+                out.append(ev)
+        self._buf = self._buf[start:]
+        if len(self._buf) + self._size > self._max:
+            raise ControlError(f"SSE event larger than {self._max} bytes")
+        return out
+
+    def _line(self, line: bytes) -> SSEEvent | None:
+        if not line:
+            if not self._data:
+                self._event = ""
+                return None
+            ev = SSEEvent(self._event or "message", b"\n".join(self._data))
+            self._event, self._data, self._size = "", [], 0
+            return ev
+        if line.startswith(b":"):
+            return None
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"data":
+            self._data.append(value)
+            self._size += len(value)
+        return None  # `id` and `retry` are not used by our stream
+
+
+def normalize_url(url: str) -> str:
+    """`127.0.0.1:8787/` -> `http://127.0.0.1:8787`; the control paths are appended to it."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for the status bar; aiohttp's own messages run to a hundred characters."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        return "connection refused" if refused else "cannot connect"
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return "timed out"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, (ControlError, aiohttp.ClientResponseError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class ControlClient:
+    """Typed calls for the control API endpoints the TUI uses, over one pooled session.
+
+    Args:
+        url: The sidecar's base URL, e.g. `http://127.0.0.1:8787`.
+        connect_timeout: Seconds to wait for a TCP connect; the sidecar is local, so short.
+        read_timeout: Total seconds for one JSON call.
+        idle_timeout: Longest silence on the event stream before it counts as dead; the sidecar
+            pings every 15 s, so three missed pings.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 15.0,
+        idle_timeout: float = 45.0,
+    ) -> None:
+        self.url = normalize_url(url)
+        self._json_timeout = aiohttp.ClientTimeout(total=read_timeout, sock_connect=connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=idle_timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created lazily: a ClientSession must be built inside the running event loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": "llm-sidecar-tui"})
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        async with self._http().get(
+            self.url + path, params=params, timeout=self._json_timeout
+        ) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise ControlError(f"GET {path}: HTTP {resp.status}")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ControlError(f"GET {path}: invalid JSON") from exc
+
+    async def health(self) -> dict[str, Any]:
+        data = await self.get_json("/_sidecar/health")
+        if not isinstance(data, dict):
+            raise ControlError("health: expected an object")
+        return data
+
+    async def recent(self, limit: int = 500) -> list[Any]:
+        """The newest `limit` records, newest first."""
+        data = await self.get_json("/_sidecar/requests", {"limit": str(limit)})
+        if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
+            raise ControlError("requests: expected {'requests': [...]}")
+        return data["requests"]
+
+    async def request(self, rid: str) -> dict[str, Any]:
+        """One record with its (already redacted) bodies."""
+        data = await self.get_json("/_sidecar/requests/" + quote(rid, safe=""))
+        if not isinstance(data, dict):
+            raise ControlError("request: expected an object")
+        return data
+
+    @asynccontextmanager
+    async def events(self) -> AsyncIterator[AsyncIterator[SSEEvent]]:
+        """Open `/_sidecar/events`; yields an iterator of parsed events.
+
+        Opening (headers received) and iterating are separate steps so the feed can subscribe
+        first and load history second: nothing that happens in between is missed."""
+        async with self._http().get(
+            self.url + "/_sidecar/events",
+            timeout=self._stream_timeout,
+            headers={"Accept": "text/event-stream"},
+        ) as resp:
+            if resp.status != 200:
+                raise ControlError(f"GET /_sidecar/events: HTTP {resp.status}")
+            yield self._iter_events(resp)
+
+    @staticmethod
+    async def _iter_events(resp: aiohttp.ClientResponse) -> AsyncIterator[SSEEvent]:
+        parser = SSEParser()
+        async for chunk in resp.content.iter_any():
+            for ev in parser.feed(chunk):
+                yield ev

@@ -1,0 +1,1 @@
+"""Screens of the TUI: traffic (default), request detail, help."""
