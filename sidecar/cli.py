@@ -23,15 +23,27 @@ from sidecar.shellenv import SHELLS, env_vars, guess_shell, render
 log = logging.getLogger("sidecar")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config file (default: the platform config dir's config.toml)")
-    common.add_argument("--host", help="address to listen on / connect to (default 127.0.0.1)")
-    common.add_argument("--port", type=int, help="port (default 8787)")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted both before and after the command (``sidecar --port 9 env`` = ``sidecar env --port 9``).
 
+    The copies on subcommands default to SUPPRESS, so an option given before the command is not
+    overwritten by the subcommand's default.
+    """
+    kw = {"default": argparse.SUPPRESS} if suppress else {}
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: the platform config dir's config.toml)",
+                        **({"default": None} | kw))
+    common.add_argument("--host", help="address to listen on / connect to (default 127.0.0.1)",
+                        **({"default": None} | kw))
+    common.add_argument("--port", type=int, help="port (default 8787)", **({"default": None} | kw))
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging", **kw)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options(suppress=True)
     parser = argparse.ArgumentParser(
-        prog="sidecar", parents=[common],
+        prog="sidecar", parents=[_global_options(suppress=False)],
         description="A local LLM gateway: keyring-held keys, one endpoint for every SDK, metering and a TUI.",
     )
     parser.add_argument("--version", action="version", version=f"llm-sidecar {__version__}")

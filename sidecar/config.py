@@ -121,6 +121,8 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Conf
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     server = _table(raw, "server")
     store = _table(raw, "store")
+    _no_unknown(server, "server", {"host", "port"})
+    _no_unknown(store, "store", {"bodies", "body_cap_kb", "data_dir"})
     kwargs: dict[str, Any] = {"source": source}
     if "host" in server:
         kwargs["host"] = _typed(server, "host", str, "server")
@@ -129,7 +131,10 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Conf
     if "bodies" in store:
         kwargs["store_bodies"] = _typed(store, "bodies", bool, "store")
     if "body_cap_kb" in store:
-        kwargs["body_cap_bytes"] = int(_typed(store, "body_cap_kb", int, "store")) * 1024
+        cap_kb = _typed(store, "body_cap_kb", int, "store")
+        if cap_kb < 0:
+            raise ConfigError("[store] body_cap_kb must be 0 or more")
+        kwargs["body_cap_bytes"] = cap_kb * 1024
     if "data_dir" in store:
         kwargs["data_dir"] = Path(_typed(store, "data_dir", str, "store")).expanduser()
     providers = _providers(_table(raw, "providers"))
@@ -148,6 +153,7 @@ def _providers(table: dict[str, Any]) -> dict[str, ProviderPreset]:
         if not isinstance(spec, dict):
             raise ConfigError(f"[providers.{pid}] must be a table")
         where = f"providers.{pid}"
+        _no_unknown(spec, where, _PROVIDER_KEYS)
         base = providers.get(pid)
         adapter = spec.get("adapter", base.adapter if base else None)
         if adapter is None:
@@ -173,7 +179,10 @@ def _providers(table: dict[str, Any]) -> dict[str, ProviderPreset]:
         if "stream_usage" in spec:
             changes["stream_usage"] = _typed(spec, "stream_usage", bool, where)
         if "models" in spec:
-            changes["model_prefixes"] = tuple(_typed(spec, "models", list, where))
+            prefixes = _typed(spec, "models", list, where)
+            if not all(isinstance(p, str) and p for p in prefixes):
+                raise ConfigError(f"[{where}] models must be a list of model-name prefixes (strings)")
+            changes["model_prefixes"] = tuple(p.lower() for p in prefixes)
         if "headers" in spec:
             headers = _typed(spec, "headers", dict, where)
             if any(k.lower() in {"authorization", "x-api-key", "x-goog-api-key", "api-key"} for k in headers):
@@ -189,6 +198,7 @@ def _models(table: dict[str, Any], providers: dict[str, ProviderPreset]) -> dict
         where = f"models.{name}"
         if not isinstance(spec, dict):
             raise ConfigError(f"[{where}] must be a table")
+        _no_unknown(spec, where, _ALIAS_KEYS)
         targets = _typed(spec, "targets", list, where) if "targets" in spec else None
         if not targets:
             raise ConfigError(f'[{where}] needs targets = ["provider/model", ...]')
@@ -202,7 +212,12 @@ def _models(table: dict[str, Any], providers: dict[str, ProviderPreset]) -> dict
         strategy = spec.get("strategy", "order")
         if strategy not in STRATEGIES:
             raise ConfigError(f"[{where}] strategy = {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-        weights = tuple(float(w) for w in spec.get("weights", ()))
+        raw_weights = spec.get("weights", [])
+        if not isinstance(raw_weights, list) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in raw_weights
+        ):
+            raise ConfigError(f"[{where}] weights must be a list of non-negative numbers, one per target")
+        weights = tuple(float(w) for w in raw_weights)
         if strategy == "weighted" and len(weights) != len(targets):
             raise ConfigError(f"[{where}] strategy = weighted needs one weight per target")
         aliases[name] = ModelAlias(name, tuple(str(t) for t in targets), strategy, weights)
@@ -229,6 +244,9 @@ def _prices(table: dict[str, Any]) -> dict[str, Price]:
         where = f'prices."{ref}"'
         if "/" not in ref or not isinstance(spec, dict):
             raise ConfigError(f'[{where}] must be a table keyed "provider/model"')
+        values = [spec.get(k) for k in ("input", "output", "cache_read", "cache_write") if k in spec]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in values):
+            raise ConfigError(f"[{where}] prices must be non-negative numbers (USD per million tokens)")
         try:
             prices[ref] = Price(
                 input=float(spec["input"]),
@@ -241,6 +259,18 @@ def _prices(table: dict[str, Any]) -> dict[str, Price]:
         except (TypeError, ValueError):
             raise ConfigError(f"[{where}] prices must be numbers (USD per million tokens)") from None
     return prices
+
+
+_PROVIDER_KEYS = {"adapter", "base_url", "key", "responses_api", "stream_usage", "models", "headers"}
+_ALIAS_KEYS = {"targets", "strategy", "weights"}
+
+
+def _no_unknown(table: dict[str, Any], where: str, known: set[str]) -> None:
+    """A misspelt key (``base_ur``) silently ignored would send traffic somewhere unintended: refuse it."""
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"[{where}] unknown key(s): {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(known))})")
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
