@@ -28,6 +28,7 @@ from sidecar.keys import KeyCache, KeyStoreError
 from sidecar.pricing import PriceBook
 from sidecar.records import Attempt, RequestRecord
 from sidecar.media import inline_image_urls
+from sidecar.redact import scrub, scrub_text
 from sidecar.relay import relay_body, relay_stream
 from sidecar.routing import RouteError, Router, Target
 from sidecar.store import RequestStore
@@ -37,8 +38,12 @@ from sidecar.util import new_request_id, utc_now_iso
 
 log = logging.getLogger("sidecar.proxy")
 
-FAILOVER_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504, 529})
-"""Statuses that say "this provider, not this request": the next target may succeed."""
+FAILOVER_STATUSES = frozenset({401, 403, 408, 409, 429})
+"""Statuses below 500 that say "this provider, not this request"; every 5xx (incl. 529) fails over too."""
+
+
+def should_fail_over(status: int) -> bool:
+    return status >= 500 or status in FAILOVER_STATUSES
 
 
 class Proxy:
@@ -134,12 +139,14 @@ class Proxy:
         rec.provider, rec.model = provider.id, target.model
         t0 = time.perf_counter()
 
-        def fail(status: int, message: str, *, retryable: bool = True) -> Failure:
-            attempt.status = status if status != 0 else None
+        def fail(status: int, message: str, *, upstream: int | None = None) -> Failure:
+            """This target produced no answer. ``status`` is for the client; ``upstream`` is what the provider
+            itself said (None when it said nothing: refused connection, timeout, no key)."""
+            attempt.status = upstream
             attempt.error = message
             attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
-            self._publish_attempt(rec.id, attempt)
-            return Failure(status, message, retryable)
+            self._publish_attempt(ex, attempt)
+            return Failure(status, message)
 
         key: str | None = None
         if provider.needs_key:
@@ -181,11 +188,11 @@ class Proxy:
                 outcome = await relay_body(self, request, ex, resp, deadline, plan.body_transform,
                                            content_type=plan.content_type)
             if isinstance(outcome, Failure):
-                return fail(outcome.status, outcome.message)
+                return fail(outcome.status, outcome.message, upstream=resp.status)
             attempt.status = resp.status
             attempt.error = rec.error
             attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
-            self._publish_attempt(rec.id, attempt)
+            self._publish_attempt(ex, attempt)
             return outcome
         finally:
             resp.release()
@@ -228,8 +235,11 @@ class Proxy:
             ex.images_inlined = True
         body_obj, warnings = upstream_codec.build_request(ex.ir, target.model)
         client_model = ex.record.requested_model
-        include_usage = ex.ir.include_usage
+        ir = ex.ir
+        include_usage = ir.include_usage
         stream = ex.record.stream
+        # The Responses codec echoes request settings (tools, instructions) in its response objects.
+        echo = {"request": ir} if ex.fmt == "openai_responses" else {}
         return UpstreamPlan(
             url=chat_url(provider, upstream_fmt, target.model, stream=stream),
             params={"alt": "sse"} if upstream_fmt == "gemini" and stream else None,
@@ -237,9 +247,10 @@ class Proxy:
             upstream_fmt=upstream_fmt,
             warnings=warnings,
             content_type="text/event-stream" if stream else "application/json",
-            body_transform=lambda data: translated_body(upstream_codec, client_codec, data, client_model)[:2],
+            body_transform=lambda data: translated_body(upstream_codec, client_codec, data, client_model, **echo)[:2],
             stream_transform=lambda: TranslatedStream(
-                upstream_codec.StreamDecoder(), client_codec.StreamEncoder(client_model, include_usage=include_usage)
+                upstream_codec.StreamDecoder(),
+                client_codec.StreamEncoder(client_model, include_usage=include_usage, **echo),
             ),
         )
 
@@ -259,13 +270,13 @@ class Proxy:
         if resp.status in (401, 403):
             self.keys.invalidate(provider)  # the key may have been replaced since it was cached
             log.warning("%s rejected its key (HTTP %s); check it with `sidecar keys list`", provider, resp.status)
-        if resp.status in FAILOVER_STATUSES and not is_last and resp.headers.get("x-should-retry") != "false":
-            return fail(resp.status, message)
+        if should_fail_over(resp.status) and not is_last and resp.headers.get("x-should-retry") != "false":
+            return fail(resp.status, message, upstream=resp.status)
         if upstream_fmt != ex.fmt:  # translated: the provider's error, re-said in the client's own shape
             status = formats.translate_error_status(resp.status, upstream_fmt, ex.fmt)
             attempt.status, attempt.error = resp.status, message
             attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
-            self._publish_attempt(ex.record.id, attempt)
+            self._publish_attempt(ex, attempt)
             return self._error(ex, status, message, upstream_headers=resp.headers)
         # Same format in and out: relay the provider's own error faithfully, status and body.
         ex.record.status = resp.status
@@ -273,7 +284,7 @@ class Proxy:
         ex.response_body = data
         attempt.status, attempt.error = resp.status, message
         attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
-        self._publish_attempt(ex.record.id, attempt)
+        self._publish_attempt(ex, attempt)
         headers = response_headers(resp.headers)
         headers.update(self.sidecar_headers(ex))
         return web.Response(status=resp.status, body=data, headers=headers,
@@ -284,9 +295,7 @@ class Proxy:
 
         Some providers echo request headers in error bodies; the key must not travel back that way.
         """
-        if ex.secret and ex.secret in data:
-            return data.replace(ex.secret, b"[REDACTED]")
-        return data
+        return scrub(data, ex.secret)
 
     def sidecar_headers(self, ex: Exchange) -> dict[str, str]:
         rec = ex.record
@@ -309,8 +318,9 @@ class Proxy:
         headers.update(self.sidecar_headers(ex))
         return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
-    def _publish_attempt(self, request_id: str, attempt: Attempt) -> None:
-        self.bus.publish("attempt", {"request_id": request_id, "provider": attempt.provider, "model": attempt.model,
+    def _publish_attempt(self, ex: Exchange, attempt: Attempt) -> None:
+        attempt.error = scrub_text(attempt.error, ex.secret)
+        self.bus.publish("attempt", {"request_id": ex.record.id, "provider": attempt.provider, "model": attempt.model,
                                      "status": attempt.status, "error": attempt.error,
                                      "duration_ms": attempt.duration_ms})
 
@@ -325,8 +335,9 @@ class Proxy:
             rec.usage_source = "reported"
             if rec.provider and rec.model:
                 rec.cost_usd = self.prices.cost(rec.provider, rec.model, u)
-        if rec.error:
-            rec.error = self.scrub(ex, rec.error.encode()).decode("utf-8", "replace")
+        rec.error = scrub_text(rec.error, ex.secret)
+        for attempt in rec.attempts:
+            attempt.error = scrub_text(attempt.error, ex.secret)
         if rec.status is None and ex.prepared is None:
             rec.status = 499  # the client went away before any answer: nginx's "client closed request"
         data = rec.to_dict()

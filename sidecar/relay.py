@@ -18,6 +18,7 @@ from aiohttp import web
 
 from adapters.ir import Usage
 from sidecar.exchange import Exchange, Failure
+from sidecar.redact import StreamScrubber
 from sidecar.transforms import StreamTransform
 from sidecar.upstream import response_headers
 
@@ -80,11 +81,12 @@ async def relay_stream(
     captured = bytearray()
     idle = proxy.config.timeouts.idle
     loop = asyncio.get_running_loop()
+    scrubber = StreamScrubber(ex.secret)
     error: str | None = None
     try:
         async with asyncio.timeout(idle) as watchdog:
             while chunk:
-                out = transform.feed(proxy.scrub(ex, chunk))
+                out = transform.feed(scrubber.feed(chunk))
                 if out:
                     if len(captured) < cap:
                         captured += out[: cap - len(captured)]
@@ -101,6 +103,11 @@ async def relay_stream(
         error = f"{rec.provider} broke off the stream: {type(exc).__name__}"
     except ConnectionResetError:
         return _client_gone(ex, transform, captured)  # the upstream is released by the caller
+    held = scrubber.flush()
+    if held:
+        tail_out = transform.feed(held)
+        if tail_out:
+            await _write_quietly(response, tail_out)
     if error is not None:
         tail = transform.fail(error)
     else:
@@ -123,6 +130,13 @@ async def relay_stream(
     except ConnectionResetError:
         rec.error = rec.error or "client disconnected"
     return response
+
+
+async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+    try:
+        await response.write(data)
+    except ConnectionResetError:
+        pass
 
 
 def _client_gone(ex: Exchange, transform: StreamTransform, captured: bytearray) -> web.StreamResponse:

@@ -46,6 +46,7 @@ class PassThroughStream:
         self.usage: Usage | None = None
         self.upstream_error: str | None = None
         self.complete = False
+        self._events = 0  # Responses events are numbered; an error event we add must continue the sequence
 
     def feed(self, chunk: bytes) -> bytes:
         if not self._sse:
@@ -53,6 +54,7 @@ class PassThroughStream:
                 self._array += chunk
             return chunk
         events = self._parser.feed(chunk)
+        self._events += len(events)
         meter = self._meter
         for event in events:
             meter.feed(event)
@@ -71,11 +73,18 @@ class PassThroughStream:
         self.upstream_error = self._meter.error
         self.usage = self._meter.usage
         if not self.complete and not self.upstream_error:
-            return self._fmt.stream_error_event(502, incomplete_message)
+            return self._error_event(incomplete_message)
         return b""
 
     def fail(self, message: str) -> bytes:
         self.usage = self._meter.usage
+        return self._error_event(message)
+
+    def _error_event(self, message: str) -> bytes:
+        if not self._sse:  # close the JSON array the client is reading with an error element
+            return b"," + gemini.error_body(502, message) + b"]"
+        if self._fmt.FORMAT == "openai_responses":
+            return self._fmt.stream_error_event(502, message, sequence_number=self._events)
         return self._fmt.stream_error_event(502, message)
 
 
@@ -146,10 +155,10 @@ def passthrough_body(fmt_module: ModuleType, data: bytes) -> tuple[bytes, Usage 
 
 
 def translated_body(upstream_codec: ModuleType, client_codec: ModuleType, data: bytes,
-                    model: str) -> tuple[bytes, Usage | None, ChatResponse]:
+                    model: str, **render_options: Any) -> tuple[bytes, Usage | None, ChatResponse]:
     """Raises ValueError (incl. orjson.JSONDecodeError) when the upstream's answer can't be read."""
     parsed = orjson.loads(data)
     if not isinstance(parsed, dict):
         raise ValueError("upstream answer is not a JSON object")
     response = upstream_codec.parse_response(parsed)
-    return orjson.dumps(client_codec.render_response(response, model)), response.usage, response
+    return orjson.dumps(client_codec.render_response(response, model, **render_options)), response.usage, response
