@@ -82,7 +82,7 @@ async def run_demo(config: Config, *, requests: int = 12, stay_up: bool = True) 
         await store.flush()
         stats = await asyncio.to_thread(store.stats, started)
         totals = stats["totals"]
-        _say(f"\n{totals['requests']} requests, {totals['errors']} errors, "
+        _say(f"\n{totals['requests']} requests ({totals['errors']} answered with an error), "
              f"{totals['input_tokens']} tokens in, {totals['output_tokens']} out, "
              f"${totals['cost_usd'] or 0:.6f} at list prices")
         if stay_up:
