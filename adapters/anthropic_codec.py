@@ -29,7 +29,7 @@ import orjson
 from .anthropic import usage_from_response
 from .anthropic_stream import (FINISH_TO_STOP, STOP_REASONS, StreamDecoder, StreamEncoder, _d, decode_tool_id,
                                encode_tool_id, message_id, stop_reason, usage_json)
-from .ir import (ChatRequest, ChatResponse, DocumentPart, ImagePart, Message, Part, Reasoning, ResponseFormat, TextPart,
+from .ir import (ADVISORY_PARAMS, ChatRequest, ChatResponse, DocumentPart, ImagePart, Message, Part, Reasoning, ResponseFormat, TextPart,
                  ThinkingPart, Tool, ToolCallPart, ToolChoice, ToolResultPart, TranslationError, Usage)
 
 __all__ = ["ACCEPTS_IMAGE_URLS", "FINISH_TO_STOP", "STOP_REASONS", "StreamDecoder", "StreamEncoder", "build_request",
@@ -68,14 +68,6 @@ NO_THINKING = ("claude-3-5-", "claude-3-haiku", "claude-3-opus", "claude-3-sonne
 """Model families without extended thinking: a reasoning request to them is dropped with a warning instead of
 the 400 Anthropic would answer (clients such as agent frameworks often send an effort on every call)."""
 
-ADVISORY_PARAMS = frozenset({
-    "store", "service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
-    "verbosity", "prediction", "include", "truncation", "cache_control", "safety_settings", "safetySettings",
-    "mediaResolution", "max_tool_calls", "speed", "inference_geo",
-})
-"""``req.unsupported`` keys (from any format) that only tune cost, latency, caching, logging or style: dropped with
-a warning. Every other key is refused with a 400 naming it (logprobs, n, audio, hosted/server tools,
-cachedContent, …): parsers record only what matters, so an unknown key is presumed to change the answer."""
 
 JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
 """OpenAI's JSON mode has no Anthropic equivalent; it becomes structured output with this schema."""

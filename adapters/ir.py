@@ -288,3 +288,14 @@ class StreamError:
 StreamEvent = Union[
     StreamStart, TextDelta, ThinkingDelta, ToolCallStart, ToolCallDelta, ToolCallEnd, UsageUpdate, Finish, StreamError
 ]
+
+
+ADVISORY_PARAMS = frozenset({
+    "store", "service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
+    "prompt_cache_options", "verbosity", "prediction", "include", "truncation", "cache_control",
+    "safety_settings", "safetySettings", "mediaResolution", "max_tool_calls", "speed", "inference_geo", "top_k",
+})
+"""`ChatRequest.unsupported` keys (from any inbound format) that only tune cost, latency, caching, logging or
+style. A target that can't take one drops it with an ``x-sidecar-warning``; every other unsupported key is
+presumed to change the answer and is refused with a 400 naming it. One list for every codec, so an OpenAI
+client's ``store: true`` means the same thing whichever provider serves it."""

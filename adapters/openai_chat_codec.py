@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from .ir import (ChatRequest, DocumentPart, ImagePart, Message, Part, Reasoning, ResponseFormat, TextPart,
+from .ir import (ADVISORY_PARAMS, ChatRequest, DocumentPart, ImagePart, Message, Part, Reasoning, ResponseFormat, TextPart,
                  ThinkingPart, Tool, ToolCallPart, ToolChoice, ToolResultPart, TranslationError)
 from .openai_chat_stream import (FINISH_FROM_WIRE, FINISH_TO_WIRE, StreamDecoder, StreamEncoder,  # noqa: F401
                                  chat_id, finish_from_wire, parse_response, render_response, synth_call_id,
@@ -66,13 +66,6 @@ REFUSED_PARAMS: dict[str, str] = {
     "function_call": "the deprecated functions API (use tool_choice)", "n": "more than one choice",
 }
 """Parameters whose result the translated answer can't carry back to the client."""
-ADVISORY_PARAMS = frozenset({
-    "store", "service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
-    "prompt_cache_options", "verbosity", "prediction", "include", "truncation", "cache_control",
-    "safety_settings", "safetySettings", "top_k",
-})
-"""Names (from any format) that only tune cost, latency, caching or logging: dropped with a warning by
-targets that can't take them."""
 MISTRAL_MODEL_PREFIXES = ("mistral-", "open-mistral", "codestral-", "open-codestral", "devstral-", "magistral-",
                           "ministral-", "pixtral-", "voxtral-", "labs-devstral", "labs-mistral")
 _SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority"})
