@@ -52,7 +52,7 @@ PRESETS: dict[str, ProviderPreset] = {
             "gemini", "gemini", "https://generativelanguage.googleapis.com",
             model_prefixes=("gemini-", "gemma-"), genai_prices_id="google",
         ),
-        ProviderPreset("groq", "openai", "https://api.groq.com/openai/v1", stream_usage=False),
+        ProviderPreset("groq", "openai", "https://api.groq.com/openai/v1"),
         ProviderPreset(
             "mistral", "openai", "https://api.mistral.ai/v1",
             model_prefixes=("mistral-", "codestral-", "magistral-", "devstral-", "ministral-", "pixtral-"),

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", parents=[common], help="attach the terminal UI to a running proxy")
     tui.add_argument("--url", help="the sidecar's URL (default http://HOST:PORT)")
     demo = sub.add_parser("demo", parents=[common], help="simulated providers and sample traffic; no keys needed")
-    demo.add_argument("--requests", type=int, default=12, help="sample requests to send (default 12)")
+    demo.add_argument("--requests", type=int, default=14, help="sample requests to send (default 14)")
     demo.add_argument("--exit", action="store_true", help="exit after the sample traffic instead of staying up")
     keys = sub.add_parser("keys", parents=[common], help="provider keys in the OS keyring")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)

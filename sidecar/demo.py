@@ -37,18 +37,26 @@ SAMPLES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/v1/messages", {"model": "anthropic/claude-haiku-4-5", "max_tokens": 200, "stream": True,
                               "messages": [{"role": "user", "content": "Stream a haiku"}]}),
     ("POST", "/v1beta/models/gemini-2.5-flash:generateContent", {"contents": [{"role": "user", "parts": [{"text": "Hi Gemini"}]}]}),
-    ("POST", "/v1/chat/completions", {"model": "openai/gpt-4o", "stream": True,
-                                      "messages": [{"role": "user", "content": "Stream a sentence"}]}),
-    ("POST", "/v1/responses", {"model": "openai/gpt-4o-mini", "input": "Use the Responses API"}),
+    # Any format in, any provider out: the OpenAI API served by Claude, the Anthropic API by GPT, Gemini's by Claude.
+    ("POST", "/v1/chat/completions", {"model": "anthropic/claude-haiku-4-5", "stream": True,
+                                      "messages": [{"role": "user", "content": "Claude through the OpenAI API"}]}),
+    ("POST", "/v1/messages", {"model": "openai/gpt-4o", "max_tokens": 200,
+                              "messages": [{"role": "user", "content": "GPT through the Anthropic API"}]}),
+    ("POST", "/v1beta/models/anthropic/claude-sonnet-4-5:streamGenerateContent?alt=sse",
+     {"contents": [{"role": "user", "parts": [{"text": "Claude through the Gemini API"}]}]}),
+    ("POST", "/v1/responses", {"model": "gemini/gemini-2.5-flash", "input": "Gemini through the Responses API"}),
     ("POST", "/v1/chat/completions", {"model": "smart", "messages": [{"role": "user", "content": "Fail over, please"}]}),
-    ("POST", "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", {"contents": [{"role": "user", "parts": [{"text": "Stream from Gemini"}]}]}),
+    ("POST", "/v1/chat/completions", {"model": "groq/llama-3.3-70b-versatile", "stream": True, "tools": [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "messages": [{"role": "user", "content": "What's the weather in Paris?"}]}),
     ("POST", "/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 200,
                               "messages": [{"role": "user", "content": "A bare model name routes by catalog"}]}),
     ("POST", "/v1/chat/completions", {"model": "mystery-model-9", "messages": [{"role": "user", "content": "x"}]}),
 ]
 
 
-async def run_demo(config: Config, *, requests: int = 12, stay_up: bool = True) -> int:
+async def run_demo(config: Config, *, requests: int = 14, stay_up: bool = True) -> int:
     fakes = {pid: FakeUpstream(kind, name=f"{pid}-sim", expect_key=DEMO_KEYS[pid], chunk_delay=0.03)
              for pid, kind in SIMULATED.items()}
     for fake in fakes.values():
@@ -58,9 +66,10 @@ async def run_demo(config: Config, *, requests: int = 12, stay_up: bool = True) 
         providers[pid] = replace(providers[pid], base_url=fake.base_url)
     demo_config = replace(
         config, providers=providers, data_dir=config.data_dir / "demo",
-        models={**config.models, "smart": ModelAlias("smart", ("openai/gpt-4o", "groq/llama-3.3-70b-versatile"))},
+        models={**config.models, "smart": ModelAlias("smart", ("openai/gpt-4o", "anthropic/claude-sonnet-4-5"))},
     )
-    logging.getLogger("sidecar.proxy").setLevel(logging.WARNING)  # the table below says it all
+    for name in ("sidecar.proxy", "sidecar.store"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the table below says it all
     bus = EventBus()
     store = RequestStore(demo_config.db_path, body_cap=demo_config.body_cap_bytes)
     app = build_app(demo_config, keys=MemoryKeyStore(DEMO_KEYS), store=store, bus=bus)

@@ -234,6 +234,8 @@ class Proxy:
             await inline_image_urls(ex.ir, self.session)
             ex.images_inlined = True
         body_obj, warnings = upstream_codec.build_request(ex.ir, target.model)
+        if upstream_fmt == "openai_chat" and not provider.stream_usage:
+            body_obj.pop("stream_options", None)  # a compat server that rejects the field it doesn't know
         client_model = ex.record.requested_model
         ir = ex.ir
         include_usage = ir.include_usage
