@@ -10,6 +10,7 @@ from __future__ import annotations
 import orjson
 
 from .ir import Usage
+from .jsonutil import as_count as _n, as_dict as _d, loads_or_none as _loads
 from .sse import SSEEvent, format_event, has_value
 
 FORMAT = "openai_chat"
@@ -24,20 +25,7 @@ _ERRORS: dict[int, tuple[str, str | None]] = {
 }
 
 
-def _n(v: object) -> int:
-    """A token count; null, missing or garbage counts 0 (compat providers send nulls)."""
-    return v if type(v) is int else 0
 
-
-def _d(v: object) -> dict:
-    return v if type(v) is dict else {}
-
-
-def _loads(data: bytes) -> object:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _usage(u: object) -> Usage | None:
