@@ -172,7 +172,7 @@ async def _serve(config: Config) -> int:
     print(f"llm-sidecar {__version__} listening on {url}", flush=True)
     print(f"  config: {config.source or 'built-in presets (no config file)'}", flush=True)
     print(f"  store:  {config.db_path}", flush=True)
-    print(f"  point SDKs here with: eval \"$(sidecar env)\"", flush=True)
+    print("  point SDKs here with: eval \"$(sidecar env)\"", flush=True)
     try:
         await wait_for_signal()
     finally:
