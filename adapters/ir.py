@@ -294,6 +294,12 @@ ADVISORY_PARAMS = frozenset({
     "store", "service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
     "prompt_cache_options", "verbosity", "prediction", "include", "truncation", "cache_control",
     "safety_settings", "safetySettings", "mediaResolution", "max_tool_calls", "speed", "inference_geo", "top_k",
+    # Server-side context editing (Claude Code sends it on every request): without it the full context is sent.
+    "context_management",
+    # Hosted tools the client *offers* (OpenAI web_search, Anthropic server tools, Gemini googleSearch …) run only
+    # inside their own provider: another provider answers without them. Forcing one (tool_choice) is refused.
+    "tools", "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "fileSearch", "googleMaps",
+    "computerUse", "enterpriseWebSearch", "retrieval",
 })
 """`ChatRequest.unsupported` keys (from any inbound format) that only tune cost, latency, caching, logging or
 style. A target that can't take one drops it with an ``x-sidecar-warning``; every other unsupported key is

@@ -253,7 +253,7 @@ def _tools(raw: object, req: ChatRequest) -> None:
     if type(raw) is not list:
         raise _bad("tools", "tools must be a list")
     hosted: list[str] = []
-    for t in raw:
+    for t in _flatten_namespaces(raw):
         if type(t) is not dict:
             raise _bad("tools", "each tool must be an object")
         kind = t.get("type")
@@ -274,6 +274,18 @@ def _tools(raw: object, req: ChatRequest) -> None:
                 hosted.append(kind)
     if hosted:
         req.unsupported["tools"] = hosted
+
+
+def _flatten_namespaces(tools: list[object]) -> list[object]:
+    """Codex groups function tools as ``{"type": "namespace", "name", "tools": [...]}``; the functions inside are
+    ordinary function tools, offered under their own names."""
+    flat: list[object] = []
+    for t in tools:
+        if type(t) is dict and t.get("type") == "namespace" and type(t.get("tools")) is list:
+            flat.extend(t["tools"])
+        else:
+            flat.append(t)
+    return flat
 
 
 def _tool_choice(raw: object, req: ChatRequest) -> None:

@@ -43,7 +43,10 @@ def make_session(*, connect_timeout: float) -> aiohttp.ClientSession:
     )
 
 
-_FAMILY_PREFIXES = ("anthropic-", "openai-", "x-goog-", "x-stainless-", "x-sidecar-")
+_TRANSLATED_KEEP = frozenset({"user-agent", "accept", "accept-language"})
+"""The only client headers that cross to a provider of another family. Agents send session ids, install ids
+and billing markers (Codex's x-codex-turn-metadata, Claude Code's X-Claude-Code-Session-Id) that are meant for
+their own vendor, not for whichever provider the sidecar picked."""
 
 
 @dataclass(slots=True)
@@ -65,12 +68,14 @@ def forward_headers(incoming: Mapping[str, str], provider: ProviderPreset, key: 
                     *, same_format: bool = True) -> dict[str, str]:
     """Client headers minus credentials and hop-by-hop ones, plus the provider's own auth.
 
-    When translating, headers that belong to the client's API family (``anthropic-beta``, ``openai-*``,
-    SDK telemetry) are dropped too: they mean nothing, or something else, to another provider.
+    When translating, only a few generic headers cross (see ``_TRANSLATED_KEEP``): the rest belong to the client's
+    API family or vendor and mean nothing, or something else, to another provider.
     """
-    drop_prefixes = _FAMILY_PREFIXES if not same_format else ("x-sidecar-",)
-    headers = {k: v for k, v in incoming.items()
-               if k.lower() not in _DROP_REQUEST and not k.lower().startswith(drop_prefixes)}
+    if same_format:
+        headers = {k: v for k, v in incoming.items()
+                   if k.lower() not in _DROP_REQUEST and not k.lower().startswith("x-sidecar-")}
+    else:
+        headers = {k: v for k, v in incoming.items() if k.lower() in _TRANSLATED_KEEP}
     headers.update(provider.extra_headers)
     if provider.adapter == "anthropic" and not any(k.lower() == "anthropic-version" for k in headers):
         headers["anthropic-version"] = "2023-06-01"

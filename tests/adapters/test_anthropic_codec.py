@@ -510,12 +510,15 @@ def test_build_refusals_and_advisory_drops():
     with pytest.raises(TranslationError) as info:
         ac.build_request(ChatRequest(MODEL, [user(TextPart("x"))], n=2), MODEL)
     assert info.value.param == "n"
-    for key in ("logprobs", "audio", "tools", "cachedContent", "content_blocks", "something_new"):
+    for key in ("logprobs", "audio", "cachedContent", "content_blocks", "something_new"):
         with pytest.raises(TranslationError) as info:
             ac.build_request(ChatRequest(MODEL, [user(TextPart("x"))], unsupported={key: True}), MODEL)
         assert info.value.param == key and "Anthropic" in info.value.message
     body, warnings = ac.build_request(ChatRequest(MODEL, [user(TextPart("x"))], n=1, unsupported={"store": True}), MODEL)
     assert warnings == ["store dropped: Anthropic Messages has no equivalent"] and "store" not in body
+    # Hosted tools that are merely offered run only at their own provider: dropped loudly, not refused.
+    body, warnings = ac.build_request(ChatRequest(MODEL, [user(TextPart("x"))], unsupported={"tools": ["web_search"]}), MODEL)
+    assert warnings == ["tools dropped: Anthropic Messages has no equivalent"] and "tools" not in body
 
 
 # ---------------------------------------------------------------------------------------------- responses

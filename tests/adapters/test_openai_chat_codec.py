@@ -389,7 +389,7 @@ def test_build_request_from_anthropic_style_ir() -> None:
                                                                  "parameters": {"type": "object", "properties": {}}}}
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert body["parallel_tool_calls"] is False
-    assert body["reasoning_effort"] == "medium"
+    assert "reasoning_effort" not in body  # gpt-4.1 takes none; o-series and gpt-5 do (test below)
     assert body["metadata"] == {"user_id": "u1"}
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert "top_k" not in body
@@ -914,11 +914,12 @@ def _normalise(req: ChatRequest) -> ChatRequest:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_property_build_then_parse_round_trips(req: ChatRequest) -> None:
-    body, warnings = codec.build_request(req, "m")
+    body, warnings = codec.build_request(req, "o4-mini")  # a reasoning model: the effort round-trips too
     assert warnings == []
     assert_valid_request(body)
     back = codec.parse_request(orjson.loads(orjson.dumps(body)))
     expected = _normalise(req)
+    expected.model = back.model = req.model
     expected.include_usage = req.stream  # streams always ask for the usage chunk
     assert back == expected
 
@@ -1009,3 +1010,12 @@ def test_relay_openai_upstream_to_openai_client_through_the_ir() -> None:
     assert b"[DONE]" not in out
     with pytest.raises(openai.APIError, match="upstream stopped early"):
         sdk_stream(out)
+
+
+def test_reasoning_effort_only_for_models_that_take_it() -> None:
+    # Claude Code sends an effort on every call; gpt-4o-class models answer 400 to reasoning_effort.
+    req = ChatRequest("m", [Message("user", [TextPart("hi")])], reasoning=Reasoning(effort="high"))
+    body, warnings = codec.build_request(req, "gpt-4o-mini")
+    assert "reasoning_effort" not in body and any("reasoning effort dropped" in w for w in warnings)
+    assert codec.build_request(req, "gpt-5-mini")[0]["reasoning_effort"] == "high"
+    assert codec.build_request(req, "openai/gpt-oss-120b")[0]["reasoning_effort"] == "high"
