@@ -422,3 +422,451 @@ async def test_cli_serves_until_interrupted() -> None:
     finally:
         proc.send_signal(2)  # SIGINT, like Ctrl-C
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+# ---- request validation: the fakes refuse what the real providers refuse ----------------------
+# Each case: (id, body patch, expected message substring, expected OpenAI param). Bodies start from a
+# valid base request, so a case breaks exactly one rule; `VALID_*` cases must pass untouched.
+ANT_HEADERS = {"anthropic-version": "2023-06-01"}
+U = {"role": "user", "content": "hi"}
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+A_CALL = {"role": "assistant", "content": None, "tool_calls": [CALL]}
+T_RES = {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+OAI_BASE: dict = {"model": "gpt-4o-mini", "messages": [U]}
+
+
+def _post_sync_cases() -> None:  # (documentation anchor for the tables below)
+    pass
+
+
+async def _post(fake: FakeUpstream, path: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as s:
+        async with s.post(fake.base_url.removesuffix("/v1") + path, json=body, headers=headers or {}) as r:
+            return r.status, await r.json()
+
+
+OAI_CHAT_BAD = [
+    ("no-model", {"model": None}, "you must provide a model parameter", None),
+    ("no-messages", {"messages": None}, "Missing required parameter: 'messages'.", "messages"),
+    ("empty-messages", {"messages": []}, "Invalid 'messages': empty array.", "messages"),
+    ("bad-role", {"messages": [{"role": "model", "content": "x"}]}, "Invalid value: 'model'. Supported values are",
+     "messages[0].role"),
+    ("tool-without-call", {"messages": [U, T_RES]},
+     "messages with role 'tool' must be a response to a preceeding message with 'tool_calls'", "messages.[1].role"),
+    ("tool-wrong-id", {"messages": [U, A_CALL, {**T_RES, "tool_call_id": "call_9"}]},
+     "'tool_call_id' of 'call_9' not found in 'tool_calls' of previous message", "messages.[2].tool_call_id"),
+    ("tool-after-user", {"messages": [U, A_CALL, U, T_RES]},
+     "The following tool_call_ids did not have response messages: call_1", "messages.[1].role"),
+    ("unanswered-at-end", {"messages": [U, A_CALL]}, "did not have response messages: call_1", "messages.[1].role"),
+    ("null-content", {"messages": [U, {"role": "assistant", "content": None}]},
+     "Invalid value for 'content': expected a string, got null.", "messages.[1].content"),
+    ("user-no-content", {"messages": [{"role": "user"}]}, "Missing required parameter: 'messages[0].content'.",
+     "messages[0].content"),
+    ("args-object", {"messages": [U, {**A_CALL, "tool_calls": [{**CALL, "function": {"name": "f", "arguments": {}}}]},
+                                  T_RES]},
+     "Invalid type for 'messages[1].tool_calls[0].function.arguments': expected a string, but got an object",
+     "messages[1].tool_calls[0].function.arguments"),
+    ("empty-tool-calls", {"messages": [U, {"role": "assistant", "content": "x", "tool_calls": []}]},
+     "Invalid 'messages[1].tool_calls': empty array", "messages[1].tool_calls"),
+    ("assistant-image-part", {"messages": [U, {"role": "assistant", "content": [
+        {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+     "Supported values are: 'text' and 'refusal'.", "messages[1].content[0].type"),
+    ("image-no-url", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+     "Missing required parameter: 'messages[0].content[0].image_url.url'.", "messages[0].content[0].image_url.url"),
+    ("image-url-string", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "https://x"}]}]},
+     "expected an object, but got a string", "messages[0].content[0].image_url"),
+    ("image-raw-base64", {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "iVBORw0KGgo="}}]}]},
+     "Expected a base64-encoded data URL with an image MIME type", "messages[0].content[0].image_url.url"),
+    ("tool-type", {"tools": [{"type": "retrieval"}]}, "Invalid value: 'retrieval'.", "tools[0].type"),
+    ("tool-flat", {"tools": [{"type": "function", "name": "f"}]}, "Missing required parameter: 'tools[0].function'.",
+     "tools[0].function"),
+    ("tool-no-name", {"tools": [{"type": "function", "function": {"parameters": {}}}]},
+     "Missing required parameter: 'tools[0].function.name'.", "tools[0].function.name"),
+    ("tool-name-pattern", {"tools": [{"type": "function", "function": {"name": "a.b"}}]},
+     "string does not match pattern", "tools[0].function.name"),
+    ("tools-empty", {"tools": []}, "Invalid 'tools': empty array", "tools"),
+    ("tool-choice-without-tools", {"tool_choice": "auto"}, "'tool_choice' is only allowed when 'tools' are specified",
+     "tool_choice"),
+    ("parallel-without-tools", {"parallel_tool_calls": False},
+     "'parallel_tool_calls' is only allowed when 'tools' are specified", "parallel_tool_calls"),
+    ("tool-choice-any", {"tools": TOOL_OAI, "tool_choice": "any"}, "Invalid value: 'any'.", "tool_choice"),
+    ("strict-schema", {"tools": [{"type": "function", "function": {"name": "f", "strict": True, "parameters": {
+        "type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}}]},
+     "Invalid schema for function 'f': In context=(), 'additionalProperties' is required", "tools[0].function.parameters"),
+    ("rf-type", {"response_format": {"type": "json"}}, "Invalid value: 'json'.", "response_format.type"),
+    ("rf-no-schema", {"response_format": {"type": "json_schema"}},
+     "Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema"),
+    ("rf-no-name", {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}},
+     "Missing required parameter: 'response_format.json_schema.name'.", "response_format.json_schema.name"),
+    ("rf-strict-required", {"response_format": {"type": "json_schema", "json_schema": {"name": "r", "strict": True,
+        "schema": {"type": "object", "properties": {"a": {}}, "additionalProperties": False}}}},
+     "'required' is required to be supplied and to be an array including every key in properties. Missing 'a'.",
+     "response_format"),
+    ("json-mode-without-json", {"response_format": {"type": "json_object"}},
+     "'messages' must contain the word 'json' in some form", "messages"),
+    ("stream-options-no-stream", {"stream_options": {"include_usage": True}},
+     "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"),
+    ("both-max-tokens", {"max_tokens": 5, "max_completion_tokens": 5},
+     "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.", "max_tokens"),
+    ("reasoning-max-tokens", {"model": "o3-mini", "max_tokens": 5},
+     "Unsupported parameter: 'max_tokens' is not supported with this model.", "max_tokens"),
+    ("o-series-temperature", {"model": "o4-mini", "temperature": 0.2},
+     "'temperature' does not support 0.2 with this model", "temperature"),
+    ("n-zero", {"n": 0}, "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0", "n"),
+    ("n-string", {"n": "2"}, "Invalid type for 'n': expected an integer, but got a string", "n"),
+    ("temperature-high", {"temperature": 2.5}, "Invalid 'temperature': decimal above maximum value.", "temperature"),
+    ("stop-too-many", {"stop": ["a", "b", "c", "d", "e"]}, "Expected an array with maximum length 4", "stop"),
+    ("responses-param", {"max_output_tokens": 10}, "Unrecognized request argument supplied: max_output_tokens", None),
+    ("anthropic-system", {"system": "be brief"}, "Unrecognized request argument supplied: system", None),
+]
+
+
+@pytest.mark.parametrize(("patch", "message", "param"), [c[1:] for c in OAI_CHAT_BAD], ids=[c[0] for c in OAI_CHAT_BAD])
+async def test_openai_chat_rejects(oai: FakeUpstream, patch: dict, message: str, param: str | None) -> None:
+    status, err = await _post(oai, "/v1/chat/completions", {**OAI_BASE, **patch})
+    assert status == 400, err
+    assert err["error"]["type"] == "invalid_request_error"
+    assert message in err["error"]["message"]
+    assert err["error"]["param"] == param
+    assert oai.rejected == [err["error"]["message"]]
+
+
+VALID_CHAT = [
+    ("tool-loop-parallel", {"messages": [{"role": "developer", "content": "be brief"}, U,
+                                         {**A_CALL, "tool_calls": [CALL, {**CALL, "id": "call_2"}]},
+                                         T_RES, {**T_RES, "tool_call_id": "call_2"},
+                                         {"role": "assistant", "content": "done"}, U], "tools": TOOL_OAI,
+                            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                            "parallel_tool_calls": True}),
+    ("parts-and-images", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,AAAA", "filename": "a.pdf"}}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}, {"role": "user", "content": "JSON please"}],
+        "response_format": {"type": "json_object"}, "n": 2, "stop": ["x"], "temperature": 0,
+        "max_completion_tokens": 10, "stream": True, "stream_options": {"include_usage": True}}),
+    ("strict-ok", {"response_format": {"type": "json_schema", "json_schema": {"name": "r", "strict": True, "schema": {
+        "type": "object", "properties": {"a": {"type": "object", "properties": {}, "additionalProperties": False,
+                                               "required": []}}, "required": ["a"], "additionalProperties": False}}}}),
+]
+
+
+@pytest.mark.parametrize("patch", [c[1] for c in VALID_CHAT], ids=[c[0] for c in VALID_CHAT])
+async def test_openai_chat_accepts(oai: FakeUpstream, patch: dict) -> None:
+    status, body = await _post(oai, "/v1/chat/completions", {**OAI_BASE, **patch}) if not patch.get("stream") else \
+        (200, {})
+    if patch.get("stream"):
+        async with aiohttp.ClientSession() as s:
+            async with s.post(oai.base_url + "/chat/completions", json={**OAI_BASE, **patch}) as r:
+                status = r.status
+                await r.read()
+    assert status == 200, body
+    assert oai.rejected == []
+
+
+FC = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "{}"}
+FCO = {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}
+RESP_BASE: dict = {"model": "gpt-4o-mini", "input": "hi"}
+OAI_RESP_BAD = [
+    ("no-input", {"input": None}, "Missing required parameter: 'input'.", "input"),
+    ("orphan-output", {"input": [U, FCO]}, "No tool call found for function call output with call_id call_1.", "input"),
+    ("output-before-call", {"input": [U, FCO, FC]}, "No tool call found for function call output", "input"),
+    ("unanswered-call", {"input": [U, FC]}, "No tool output found for function call call_1.", "input"),
+    ("fc-id-prefix", {"input": [U, {**FC, "id": "call_1"}, FCO]}, "Expected an ID that begins with 'fc'.",
+     "input[1].id"),
+    ("output-object", {"input": [U, FC, {**FCO, "output": {"r": 1}}]}, "Invalid type for 'input[2].output'",
+     "input[2].output"),
+    ("args-object", {"input": [U, {**FC, "arguments": {}}, FCO]}, "Invalid type for 'input[1].arguments'",
+     "input[1].arguments"),
+    ("tool-role", {"input": [{"role": "tool", "content": "x"}]}, "Invalid value: 'tool'.", "input[0].role"),
+    ("chat-part", {"input": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}, "Invalid value: 'text'.",
+     "input[0].content[0]"),
+    ("assistant-input-text", {"input": [U, {"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}]},
+     "Supported values are: 'output_text' and 'refusal'.", "input[1].content[0]"),
+    ("image-url-object", {"input": [{"role": "user", "content": [
+        {"type": "input_image", "image_url": {"url": "https://x"}}]}]},
+     "Invalid type for 'input[0].content[0].image_url': expected a string", "input[0].content[0].image_url"),
+    ("nested-tool", {"tools": TOOL_OAI}, "Missing required parameter: 'tools[0].name'.", "tools[0].name"),
+    ("tool-choice-nested", {"tools": [{"type": "function", "name": "f"}],
+                            "tool_choice": {"type": "function", "function": {"name": "f"}}},
+     "Missing required parameter: 'tool_choice.name'.", "tool_choice.name"),
+    ("format-no-name", {"text": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+     "Missing required parameter: 'text.format.name'.", "text.format.name"),
+    ("response-format", {"response_format": {"type": "json_object"}},
+     "Unsupported parameter: 'response_format'. In the Responses API, this parameter has moved to 'text.format'.",
+     "response_format"),
+    ("unknown-param", {"messages": [U]}, "Unknown parameter: 'messages'.", "messages"),
+    ("max-output-low", {"max_output_tokens": 5}, "Expected a value >= 16, but got 5", "max_output_tokens"),
+    ("reasoning-no-summary", {"input": [{"type": "reasoning", "id": "rs_1"}, U]},
+     "Missing required parameter: 'input[0].summary'.", "input[0].summary"),
+]
+
+
+@pytest.mark.parametrize(("patch", "message", "param"), [c[1:] for c in OAI_RESP_BAD], ids=[c[0] for c in OAI_RESP_BAD])
+async def test_openai_responses_rejects(oai: FakeUpstream, patch: dict, message: str, param: str | None) -> None:
+    body = {k: v for k, v in {**RESP_BASE, **patch}.items() if v is not None}
+    status, err = await _post(oai, "/v1/responses", body)
+    assert status == 400, err
+    assert err["error"]["type"] == "invalid_request_error" and message in err["error"]["message"]
+    assert err["error"]["param"] == param
+
+
+async def test_openai_responses_accepts(oai: FakeUpstream) -> None:
+    body = {**RESP_BASE, "instructions": "answer in json", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "hi"},
+                                     {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": []}, FC, FCO,
+        {"role": "assistant", "content": [{"type": "output_text", "text": "ok", "annotations": []}]},
+        {"role": "user", "content": "more"}],
+        "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}, {"type": "web_search"}],
+        "tool_choice": {"type": "function", "name": "get_weather"}, "text": {"format": {"type": "json_object"}},
+        "max_output_tokens": 16}
+    status, resp = await _post(oai, "/v1/responses", body)
+    assert status == 200, resp
+    # an output may answer a call from an earlier response when previous_response_id is set
+    status, resp = await _post(oai, "/v1/responses", {**RESP_BASE, "previous_response_id": "resp_1", "input": [FCO]})
+    assert status == 200, resp
+    assert oai.rejected == []
+
+
+TU = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+TR = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}
+AU = {"role": "user", "content": "hi"}
+ANT_BASE: dict = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": [AU]}
+ANT_TOOLS = [{"name": "get_weather", "input_schema": {"type": "object"}}]
+PNG_SRC = {"type": "base64", "media_type": "image/png", "data": "AAAA"}
+ANT_BAD = [
+    ("no-max-tokens", {"max_tokens": None}, "max_tokens: Field required"),
+    ("max-tokens-zero", {"max_tokens": 0}, "max_tokens: Input should be greater than or equal to 1"),
+    ("max-tokens-float", {"max_tokens": 1.5}, "max_tokens: Input should be a valid integer"),
+    ("empty-messages", {"messages": []}, "messages: at least one message is required"),
+    ("system-role", {"messages": [{"role": "system", "content": "x"}, AU]}, 'Unexpected role "system"'),
+    ("tool-role", {"messages": [AU, {"role": "tool", "content": "x"}]},
+     "messages.1.role: Input should be 'user' or 'assistant'"),
+    ("same-role-twice", {"messages": [AU, AU]}, "roles must alternate"),
+    ("empty-text-block", {"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+     "text content blocks must be non-empty"),
+    ("blank-text-block", {"messages": [{"role": "user", "content": [{"type": "text", "text": "  "}]}]},
+     "text content blocks must contain non-whitespace text"),
+    ("empty-content", {"messages": [{"role": "user", "content": ""}]},
+     "all messages must have non-empty content except for the optional final assistant message"),
+    ("prefill-trailing-space", {"messages": [AU, {"role": "assistant", "content": "Sure "}]},
+     "final assistant content cannot end with trailing whitespace"),
+    ("unanswered-tool-use", {"messages": [AU, {"role": "assistant", "content": [TU]}, AU]},
+     "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1"),
+    ("result-after-text", {"messages": [AU, {"role": "assistant", "content": [TU]},
+                                        {"role": "user", "content": [{"type": "text", "text": "here"}, TR]}]},
+     "`tool_use` ids were found without `tool_result` blocks immediately after: toolu_1"),
+    ("results-split", {"messages": [AU, {"role": "assistant", "content": [TU, {**TU, "id": "toolu_2"}]},
+                                    {"role": "user", "content": [TR]}]},
+     "immediately after: toolu_2"),
+    ("orphan-result", {"messages": [AU, {"role": "assistant", "content": "ok"}, {"role": "user", "content": [TR]}]},
+     "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_1"),
+    ("tool-id-charset", {"messages": [AU, {"role": "assistant", "content": [{**TU, "id": "functions.search:0"}]},
+                                      {"role": "user", "content": [{**TR, "tool_use_id": "functions.search:0"}]}]},
+     "messages.1.content.0.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"),
+    ("tool-input-string", {"messages": [AU, {"role": "assistant", "content": [{**TU, "input": "{}"}]},
+                                        {"role": "user", "content": [TR]}]},
+     "messages.1.content.0.tool_use.input: Input should be a valid dictionary"),
+    ("tool-use-extra-field", {"messages": [AU, {"role": "assistant", "content": [{**TU, "index": 0}]},
+                                           {"role": "user", "content": [TR]}]},
+     "messages.1.content.0.tool_use.index: Extra inputs are not permitted"),
+    ("message-extra-field", {"messages": [AU, {"role": "assistant", "content": "x", "tool_calls": []}]},
+     "messages.1.tool_calls: Extra inputs are not permitted"),
+    ("openai-part", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "Input tag 'image_url' found using 'type' does not match any of the expected tags"),
+    ("temperature-above-1", {"temperature": 1.5}, "temperature: Input should be less than or equal to 1"),
+    ("temperature-and-top-p", {"temperature": 0.5, "top_p": 0.9}, "`temperature` and `top_p` cannot both be specified"),
+    ("budget-too-small", {"max_tokens": 5000, "thinking": {"type": "enabled", "budget_tokens": 500}},
+     "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"),
+    ("budget-not-below-max", {"max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 2000}},
+     "`max_tokens` must be greater than `thinking.budget_tokens`"),
+    ("thinking-temperature", {"max_tokens": 5000, "temperature": 0.5,
+                              "thinking": {"type": "enabled", "budget_tokens": 1024}},
+     "`temperature` may only be set to 1 when thinking is enabled"),
+    ("thinking-forced-tool", {"max_tokens": 5000, "thinking": {"type": "enabled", "budget_tokens": 1024},
+                              "tools": ANT_TOOLS, "tool_choice": {"type": "any"}},
+     "Thinking may not be enabled when tool_choice forces tool use."),
+    ("thinking-block-dropped", {"max_tokens": 5000, "thinking": {"type": "enabled", "budget_tokens": 1024},
+                                "tools": ANT_TOOLS, "messages": [AU, {"role": "assistant", "content": [TU]},
+                                                                 {"role": "user", "content": [TR]}]},
+     "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`"),
+    ("image-media-type", {"messages": [{"role": "user", "content": [
+        {"type": "image", "source": {**PNG_SRC, "media_type": "image/bmp"}}]}]},
+     "messages.0.content.0.image.source.base64.media_type: Input should be 'image/jpeg'"),
+    ("image-no-data", {"messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png"}}]}]},
+     "messages.0.content.0.image.source.base64.data: Field required"),
+    ("image-url-source-kind", {"messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "image_url", "url": "https://x"}}]}]},
+     "Input tag 'image_url' found using 'type'"),
+    ("tool-no-schema", {"tools": [{"name": "f"}]}, "tools.0.custom.input_schema: Field required"),
+    ("tool-schema-not-object", {"tools": [{"name": "f", "input_schema": {"type": "string"}}]},
+     "tools.0.custom.input_schema.type: Input should be 'object'"),
+    ("openai-tool", {"tools": TOOL_OAI}, "tools.0: Input tag 'function' found using 'type'"),
+    ("tool-choice-string", {"tools": ANT_TOOLS, "tool_choice": "auto"}, "tool_choice: Input should be a valid dictionary"),
+    ("openai-param", {"stop": ["x"]}, "stop: Extra inputs are not permitted"),
+]
+
+
+@pytest.mark.parametrize(("patch", "message"), [c[1:] for c in ANT_BAD], ids=[c[0] for c in ANT_BAD])
+async def test_anthropic_rejects(ant: FakeUpstream, patch: dict, message: str) -> None:
+    body = {k: v for k, v in {**ANT_BASE, **patch}.items() if v is not None}
+    status, err = await _post(ant, "/v1/messages", body, ANT_HEADERS)
+    assert status == 400, err
+    assert err["type"] == "error" and err["error"]["type"] == "invalid_request_error"
+    assert message in err["error"]["message"]
+    assert ant.rejected == [err["error"]["message"]]
+
+
+async def test_anthropic_accepts(ant: FakeUpstream) -> None:
+    think = {"type": "thinking", "thinking": "hmm", "signature": "sig"}
+    body = {**ANT_BASE, "model": "claude-sonnet-4-5", "max_tokens": 5000, "temperature": 1,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "tools": ANT_TOOLS + [{"type": "web_search_20250305", "name": "web_search"}],
+            "tool_choice": {"type": "auto"}, "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image", "source": PNG_SRC},
+                                             {"type": "image", "source": {"type": "url", "url": "https://x/a.png"}},
+                                             {"type": "document", "source": {"type": "base64",
+                                                                             "media_type": "application/pdf",
+                                                                             "data": "AAAA"}}]},
+                {"role": "assistant", "content": [think, TU, {**TU, "id": "toolu_2"}]},
+                {"role": "user", "content": [TR, {**TR, "tool_use_id": "toolu_2", "content": [
+                    {"type": "text", "text": "rain"}]}, {"type": "text", "text": "thanks"}]},
+                {"role": "assistant", "content": "The weather is"}]}  # a prefill
+    status, resp = await _post(ant, "/v1/messages", body, ANT_HEADERS)
+    assert status == 200, resp
+    # pitfall 23 only on newer models; an assistant-first conversation is accepted
+    old = {**ANT_BASE, "model": "claude-3-5-sonnet-20241022", "temperature": 0.5, "top_p": 0.9,
+           "messages": [{"role": "assistant", "content": "Hi!"}, AU]}
+    status, resp = await _post(ant, "/v1/messages", old, ANT_HEADERS)
+    assert status == 200, resp
+    assert ant.rejected == []
+
+
+GU = {"role": "user", "parts": [{"text": "hi"}]}
+G_CALL = {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]}
+G_RESP = {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"r": "sunny"}}}]}
+GEM_BASE: dict = {"contents": [GU]}
+GEM_DECL = {"name": "get_weather", "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}}
+GEM_BAD = [
+    ("no-contents", {"contents": None}, "contents is not specified", "contents"),
+    ("empty-contents", {"contents": []}, "contents is not specified", "contents"),
+    ("assistant-role", {"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]},
+     "Please use a valid role: user, model.", "contents[0].role"),
+    ("empty-parts", {"contents": [GU, {"role": "model", "parts": []}, GU]}, "contents.parts must not be empty.",
+     "contents[1].parts"),
+    ("empty-text", {"contents": [{"role": "user", "parts": [{"text": ""}]}]},
+     "required oneof field 'data' must have one initialized field", "contents[0].parts[0].data"),
+    ("two-data-fields", {"contents": [{"role": "user", "parts": [{"text": "a", "inlineData": {
+        "mimeType": "image/png", "data": "AAAA"}}]}]}, "Oneof field 'data' is already set", "contents[0].parts[0]"),
+    ("openai-part", {"contents": [{"role": "user", "parts": [{"type": "text", "text": "x"}]}]},
+     'Unknown name "type" at \'contents[0].parts[0]\': Cannot find field.', "contents[0].parts[0].type"),
+    ("response-no-name", {"contents": [GU, G_CALL, {"role": "user", "parts": [{"functionResponse": {
+        "response": {"r": 1}}}]}]}, "Name cannot be empty.", "contents[2].parts[0].function_response.name"),
+    ("response-string", {"contents": [GU, G_CALL, {"role": "user", "parts": [{"functionResponse": {
+        "name": "get_weather", "response": "sunny"}}]}]}, "google.protobuf.Struct",
+     "contents[2].parts[0].function_response.response"),
+    ("response-without-call", {"contents": [GU, G_RESP]},
+     "function response turn comes immediately after a function call turn", "contents[1]"),
+    ("response-count", {"contents": [GU, {"role": "model", "parts": G_CALL["parts"] * 2}, G_RESP]},
+     "number of function response parts is equal to the number of function call parts", "contents[2]"),
+    ("call-after-model", {"contents": [GU, {"role": "model", "parts": [{"text": "let me check"}]}, G_CALL, G_RESP]},
+     "function call turn comes immediately after a user turn or after a function response turn", "contents[2]"),
+    ("additional-properties", {"tools": [{"functionDeclarations": [{**GEM_DECL, "parameters": {
+        **GEM_DECL["parameters"], "additionalProperties": False}}]}]},
+     'Unknown name "additionalProperties" at \'tools[0].function_declarations[0].parameters\'',
+     "tools[0].function_declarations[0].parameters.additionalProperties"),
+    ("nested-ref", {"tools": [{"functionDeclarations": [{**GEM_DECL, "parameters": {
+        "type": "OBJECT", "properties": {"c": {"$ref": "#/$defs/C"}}}}]}]},
+     'Unknown name "$ref" at \'tools[0].function_declarations[0].parameters.properties[0].value\'', None),
+    ("defs", {"tools": [{"functionDeclarations": [{**GEM_DECL, "parameters": {
+        **GEM_DECL["parameters"], "$defs": {}}}]}]}, 'Unknown name "$defs"', None),
+    ("schema-key", {"tools": [{"functionDeclarations": [{**GEM_DECL, "parameters": {
+        **GEM_DECL["parameters"], "$schema": "x"}}]}]}, 'Unknown name "$schema"', None),
+    ("type-list", {"tools": [{"functionDeclarations": [{**GEM_DECL, "parameters": {
+        "type": "OBJECT", "properties": {"c": {"type": ["string", "null"]}}}}]}]},
+     "Proto field is not repeating, cannot start list.", None),
+    ("params-not-object", {"tools": [{"functionDeclarations": [{**GEM_DECL, "parameters": {"type": "STRING"}}]}]},
+     "parameters.type: must be OBJECT.", None),
+    ("decl-name", {"tools": [{"functionDeclarations": [{"name": "9lives"}]}]}, "Invalid function name.", None),
+    ("openai-tool", {"tools": TOOL_OAI}, 'Unknown name "type" at \'tools[0]\'', None),
+    ("response-schema", {"generationConfig": {"responseMimeType": "application/json", "responseSchema": {
+        "type": "OBJECT", "properties": {}, "additionalProperties": False}}},
+     'Unknown name "additionalProperties" at \'generation_config.response_schema\'', None),
+    ("schema-without-mime", {"generationConfig": {"responseSchema": {"type": "OBJECT"}}},
+     "response_mime_type must be set to application/json", None),
+    ("stop-sequences", {"generationConfig": {"stopSequences": list("abcdef")}},
+     "the number of stop sequences must be at most 5.", "generation_config.stop_sequences"),
+    ("inline-no-mime", {"contents": [{"role": "user", "parts": [{"inlineData": {"data": "AAAA"}}]}]},
+     "Mime type cannot be empty.", None),
+    ("inline-no-data", {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png"}}]}]},
+     "Data cannot be empty.", None),
+    ("inline-not-base64", {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png",
+                                                                                    "data": "not base64!"}}]}]},
+     "Base64 decoding failed", None),
+    ("unknown-config", {"generationConfig": {"max_tokens": 5}}, 'Unknown name "max_tokens" at \'generation_config\'',
+     None),
+    ("unknown-top-level", {"messages": []}, 'Unknown name "messages": Cannot find field.', None),
+    ("system-string", {"systemInstruction": "be brief"}, "Invalid value at 'system_instruction'", None),
+    ("pro-no-thinking", {"generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
+     "Budget 0 is invalid. This model only works in thinking mode.", None),
+]
+
+
+@pytest.mark.parametrize(("patch", "message", "field"), [c[1:] for c in GEM_BAD], ids=[c[0] for c in GEM_BAD])
+async def test_gemini_rejects(gem: FakeUpstream, patch: dict, message: str, field: str | None) -> None:
+    body = {k: v for k, v in {**GEM_BASE, **patch}.items() if v is not None}
+    status, err = await _post(gem, "/v1beta/models/gemini-2.5-pro:generateContent", body)
+    assert status == 400, err
+    assert err["error"]["code"] == 400 and err["error"]["status"] == "INVALID_ARGUMENT"
+    assert message in err["error"]["message"]
+    (detail,) = err["error"]["details"]
+    assert detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    if field is not None:
+        assert detail["fieldViolations"][0]["field"] == field
+
+
+async def test_gemini_thought_signatures(gem: FakeUpstream) -> None:
+    """Gemini 3 wants the first functionCall of the current turn signed (pitfall 15); 2.5 does not."""
+    body = {"contents": [GU, G_CALL, G_RESP]}
+    status, err = await _post(gem, "/v1beta/models/gemini-3-pro-preview:generateContent", body)
+    assert status == 400 and "missing a thought_signature" in err["error"]["message"]
+    signed = {"role": "model", "parts": [{**G_CALL["parts"][0], "thoughtSignature": "c2ln"}]}
+    status, _ = await _post(gem, "/v1beta/models/gemini-3-pro-preview:generateContent",
+                            {"contents": [GU, signed, G_RESP]})
+    assert status == 200
+    # calls of earlier turns (before the latest user text) need no signature
+    status, _ = await _post(gem, "/v1beta/models/gemini-3-pro-preview:generateContent",
+                            {"contents": [GU, G_CALL, G_RESP, {"role": "model", "parts": [{"text": "ok"}]}, GU]})
+    assert status == 200
+    status, _ = await _post(gem, "/v1beta/models/gemini-2.5-flash:generateContent", body)
+    assert status == 200
+
+
+async def test_gemini_accepts(gem: FakeUpstream) -> None:
+    body = {"contents": [
+        {"parts": [{"text": "look"}, {"inline_data": {"mime_type": "image/png", "data": "iVBORw0KGgo="}},
+                   {"fileData": {"mimeType": "application/pdf", "fileUri": "https://generativelanguage/files/1"}}]},
+        {"role": "model", "parts": [{"text": "thinking", "thought": True}, *G_CALL["parts"] * 2]},
+        {"role": "user", "parts": G_RESP["parts"] * 2}, {"role": "model", "parts": [{"text": "ok"}]}, GU],
+        "system_instruction": {"parts": [{"text": "be brief"}]},
+        "tools": [{"functionDeclarations": [GEM_DECL, {"name": "lookup.v2", "parametersJsonSchema": {
+            "type": "object", "additionalProperties": False, "$defs": {}}}]}, {"googleSearch": {}}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}},
+        "generationConfig": {"temperature": 0.2, "stopSequences": ["a"] * 5, "responseMimeType": "application/json",
+                             "responseJsonSchema": {"type": "object", "additionalProperties": False},
+                             "thinking_config": {"thinking_budget": 128}, "candidateCount": 1}}
+    status, resp = await _post(gem, "/v1beta/models/gemini-2.5-pro:generateContent", body)
+    assert status == 200, resp
+    assert gem.rejected == []
+
+
+async def test_validation_can_be_switched_off(oai: FakeUpstream, ant: FakeUpstream, gem: FakeUpstream) -> None:
+    for fake in (oai, ant, gem):
+        fake.validate = False
+    assert (await _post(oai, "/v1/chat/completions", {**OAI_BASE, "n": 0}))[0] == 200
+    assert (await _post(ant, "/v1/messages", {**ANT_BASE, "messages": [AU, AU]}, ANT_HEADERS))[0] == 200
+    assert (await _post(gem, "/v1beta/models/g:generateContent", {"contents": [GU], "x": 1}))[0] == 200

@@ -35,6 +35,12 @@ Usage formulas (all figures integers):
   stream chunks carry cumulative figures, the last chunk the final ones.
 
 ``FakeUpstream.last_usage`` holds the raw usage object of the last reply that carried one.
+
+Requests are validated like the real providers do (`validate_openai`, `validate_anthropic`,
+`validate_gemini`): a body a real provider would refuse gets that provider's 400 (OpenAI
+``invalid_request_error`` with ``param``, Anthropic ``invalid_request_error``, Gemini
+``INVALID_ARGUMENT``), and its message is appended to ``FakeUpstream.rejected``. Set
+``FakeUpstream.validate = False`` to accept anything that parses.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
+
+from .checks import Invalid
 
 __all__ = ["FakeUpstream", "ReceivedRequest", "KINDS", "BASE_PROMPT_TOKENS", "CACHED_TOKENS",
            "CACHE_WRITE_TOKENS", "THOUGHTS_TOKENS", "TOOL_CALL_OUTPUT_TOKENS", "TOOL_ARGS"]
@@ -150,6 +158,10 @@ class FakeUpstream:
         self.last_usage: dict[str, Any] | None = None
         self.echo_headers_on_error = False
         """When True, error bodies embed the received request headers verbatim (key-leak tests)."""
+        self.validate = True
+        """When True, bodies a real provider would refuse get its 400 (see the validate_* modules)."""
+        self.rejected: list[str] = []
+        """Messages of the 400s this fake answered because a request broke a provider rule."""
         self.base_url = ""
         self._failures: list[tuple[int, bytes | None, dict[str, str]]] = []
         self._hangs: list[float] = []
@@ -219,19 +231,25 @@ class FakeUpstream:
             body = rec.json
             if request.method == "POST" and not isinstance(body, dict):
                 return self._error(request, 400, "Request body is not a JSON object.")
-            return await handler(self, request, body or {})
+            try:
+                return await handler(self, request, body or {})
+            except Invalid as e:  # a provider rule the request broke (raised before any reply is sent)
+                self.rejected.append(e.message)
+                return self._error(request, 400, e.message, param=e.param, code=e.code)
 
         return wrapped
 
     def _error(self, request: web.Request, status: int, message: str, *, body: bytes | None = None,
-               headers: dict[str, str] | None = None) -> web.Response:
-        """An error in this provider's own body shape (formats.md §5), or `body` verbatim."""
+               headers: dict[str, str] | None = None, param: str | None = None,
+               code: str | None = None) -> web.Response:
+        """An error in this provider's own body shape (formats.md §5), or `body` verbatim. `param` /
+        `code` fill OpenAI's error.param / error.code (Gemini puts `param` in a BadRequest detail)."""
         headers = {**self._provider.response_headers(), **(headers or {})}
         if body is None:
             if self.echo_headers_on_error:
                 echoed = {str(k): v for k, v in request.headers.items()}
                 message += " Received headers: " + orjson.dumps(echoed).decode()
-            body = orjson.dumps(self._provider.error_payload(status, message, headers))
+            body = orjson.dumps(self._provider.error_payload(status, message, headers, param=param, code=code))
         headers.setdefault("content-type", "application/json")
         return web.Response(status=status, body=body, headers=headers)
 

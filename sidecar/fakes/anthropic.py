@@ -8,6 +8,7 @@ from aiohttp import web
 
 from . import (CACHE_WRITE_TOKENS, CACHED_TOKENS, TOOL_ARGS, FakeUpstream, ReceivedRequest, is_dict_list,
                split_args, sse, texts, uid)
+from .validate_anthropic import check_messages
 
 BASE_PATH = ""
 DEFAULT_MODELS = ["claude-haiku-4-5", "claude-sonnet-4-5"]
@@ -34,7 +35,9 @@ def response_headers() -> dict[str, str]:
     return {"request-id": uid("req_")}
 
 
-def error_payload(status: int, message: str, headers: dict[str, str]) -> dict[str, Any]:
+def error_payload(status: int, message: str, headers: dict[str, str], *, param: str | None = None,
+                  code: str | None = None) -> dict[str, Any]:
+    """Anthropic's error shape; `param` / `code` have no place in it (the path is in the message)."""
     etype = _ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
     return {"type": "error", "error": {"type": etype, "message": message}, "request_id": headers.get("request-id")}
 
@@ -48,6 +51,8 @@ async def models(fake: FakeUpstream, request: web.Request, body: dict[str, Any])
 async def messages(fake: FakeUpstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     if "anthropic-version" not in request.headers:
         return fake._error(request, 400, "anthropic-version: header is required")
+    if fake.validate:
+        check_messages(body)
     if not isinstance(body.get("max_tokens"), int):
         return fake._error(request, 400, "max_tokens: Field required")
     if not body.get("model") or not isinstance(body.get("messages"), list):

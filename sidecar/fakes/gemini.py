@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from . import CACHED_TOKENS, THOUGHTS_TOKENS, TOOL_ARGS, FakeUpstream, ReceivedRequest, is_dict_list, texts
+from .validate_gemini import check_generate
 
 BASE_PATH = ""
 DEFAULT_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro"]
@@ -35,10 +36,15 @@ def response_headers() -> dict[str, str]:
     return {}
 
 
-def error_payload(status: int, message: str, headers: dict[str, str]) -> dict[str, Any]:
+def error_payload(status: int, message: str, headers: dict[str, str], *, param: str | None = None,
+                  code: str | None = None) -> dict[str, Any]:
     """Gemini's error shape. A wrong key is really 400 INVALID_ARGUMENT upstream; the fake answers
-    401 (like the other kinds) but keeps Google's ErrorInfo reason API_KEY_INVALID."""
+    401 (like the other kinds) but keeps Google's ErrorInfo reason API_KEY_INVALID. A validation
+    error's field goes into a google.rpc.BadRequest fieldViolation, as Google does."""
     details: list[dict[str, Any]] = []
+    if param is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.BadRequest",
+                        "fieldViolations": [{"field": param, "description": message.strip()}]})
     if status == 401:
         details.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
                         "domain": "googleapis.com"})
@@ -73,6 +79,8 @@ async def generate(fake: FakeUpstream, request: web.Request, body: dict[str, Any
     name, _, method = request.match_info["spec"].partition(":")
     if method not in ("generateContent", "streamGenerateContent"):
         return fake._error(request, 404, f"Method {method!r} not found.")
+    if fake.validate:
+        check_generate(body, name)
     turns = []
     for c in is_dict_list(body.get("contents")):
         parts = is_dict_list(c.get("parts"))

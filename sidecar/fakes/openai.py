@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import (CACHED_TOKENS, TOOL_ARGS_JSON, Answer, FakeUpstream, ReceivedRequest, is_dict_list,
                split_args, sse, texts, uid)
+from .validate_openai import check_chat, check_responses
 
 BASE_PATH = "/v1"
 DEFAULT_MODELS = ["gpt-4o-mini", "gpt-4o"]
@@ -39,9 +40,10 @@ def response_headers() -> dict[str, str]:
     return {"x-request-id": uid("req_")}
 
 
-def error_payload(status: int, message: str, headers: dict[str, str]) -> dict[str, Any]:
-    etype, code = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
-    return {"error": {"message": message, "type": etype, "param": None, "code": code}}
+def error_payload(status: int, message: str, headers: dict[str, str], *, param: str | None = None,
+                  code: str | None = None) -> dict[str, Any]:
+    etype, default_code = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+    return {"error": {"message": message, "type": etype, "param": param, "code": code or default_code}}
 
 
 async def models(fake: FakeUpstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
@@ -57,6 +59,8 @@ def _usage(a: Answer) -> dict[str, Any]:
 
 
 async def chat(fake: FakeUpstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    if fake.validate:
+        check_chat(body)
     if not body.get("model") or not isinstance(body.get("messages"), list):
         return fake._error(request, 400, "'model' and 'messages' are required.")
     msgs = is_dict_list(body["messages"])
@@ -102,6 +106,8 @@ async def chat(fake: FakeUpstream, request: web.Request, body: dict[str, Any]) -
 
 
 async def responses(fake: FakeUpstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    if fake.validate:
+        check_responses(body)
     if not body.get("model"):
         return fake._error(request, 400, "'model' is required.")
     inp = body.get("input")
