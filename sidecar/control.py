@@ -119,11 +119,14 @@ async def request_detail(request: web.Request) -> web.Response:
 
 @routes.get("/_sidecar/stats")
 async def stats(request: web.Request) -> web.Response:
+    """Totals from the store, plus each provider's live health (breaker, cool-down, error rate, latency)."""
     state = request.app[STATE]
+    health = state.proxy.health.snapshot() if state.proxy is not None else []  # type: ignore[attr-defined]
     if state.store is None:
-        return _bad("this sidecar runs without a request store", 404)
+        return _json({"providers_health": health})
     try:
         data = await asyncio.to_thread(state.store.stats, request.query.get("since"))
     except ValueError:
         return _bad("since must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z")
+    data["providers_health"] = health
     return _json(data)

@@ -24,6 +24,7 @@ from sidecar import formats
 from sidecar.config import Config
 from sidecar.events import EventBus
 from sidecar.exchange import Exchange, Failure
+from sidecar.health import HealthBook
 from sidecar.keys import KeyCache, KeyStoreError
 from sidecar.pricing import PriceBook
 from sidecar.records import Attempt, RequestRecord
@@ -32,6 +33,7 @@ from sidecar.redact import scrub, scrub_text
 from sidecar.relay import relay_body, relay_stream
 from sidecar.routing import RouteError, Router, Target
 from sidecar.store import RequestStore
+from sidecar.strategy import order_targets
 from sidecar.transforms import PassThroughStream, TranslatedStream, passthrough_body, translated_body
 from sidecar.upstream import UpstreamPlan, chat_url, forward_headers, response_headers
 from sidecar.util import new_request_id, utc_now_iso
@@ -56,6 +58,7 @@ class Proxy:
         store: RequestStore | None,
         prices: PriceBook,
         session: aiohttp.ClientSession,
+        health: HealthBook | None = None,
     ) -> None:
         self.config = config
         self.router = Router(config)
@@ -64,6 +67,7 @@ class Proxy:
         self.store = store
         self.prices = prices
         self.session = session
+        self.health = health or HealthBook()
 
     async def handle(
         self, request: web.Request, fmt: str, *, path_model: str | None = None, path_stream: bool = False
@@ -116,15 +120,29 @@ class Proxy:
             targets = self.router.resolve(model)
         except RouteError as exc:
             return self._error(ex, exc.status, exc.message)
+        targets = order_targets(
+            targets, self.router.aliases.get(model), health=self.health, prices=self.prices,
+            input_bytes=len(ex.body), max_tokens=_max_tokens(parsed),
+        )
         failure: Failure | None = None
+        skipped: list[str] = []
         for i, target in enumerate(targets):
+            why = self.health.unavailable(target.provider.id)
+            if why is not None:
+                skipped.append(why)  # cooling down or breaker open: later requests respect it
+                continue
             outcome = await self._attempt(request, ex, target, is_last=i == len(targets) - 1)
             if not isinstance(outcome, Failure):
                 return outcome
             failure = outcome
             if not outcome.retryable:
                 break
-        assert failure is not None
+        if failure is None:
+            wait = self.health.retry_after([t.provider.id for t in targets])
+            response = self._error(ex, 503, "no target is available right now: " + "; ".join(skipped))
+            if wait is not None:
+                response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
         if len(rec.attempts) > 1:
             chain = "; ".join(f"{a.provider}/{a.model}: {a.error}" for a in rec.attempts)
             return self._error(ex, failure.status, f"all {len(rec.attempts)} targets failed: {chain}")
@@ -139,12 +157,19 @@ class Proxy:
         rec.provider, rec.model = provider.id, target.model
         t0 = time.perf_counter()
 
-        def fail(status: int, message: str, *, upstream: int | None = None) -> Failure:
+        def fail(status: int, message: str, *, upstream: int | None = None, provider_fault: bool = True,
+                 headers: Any = None, body: bytes = b"") -> Failure:
             """This target produced no answer. ``status`` is for the client; ``upstream`` is what the provider
-            itself said (None when it said nothing: refused connection, timeout, no key)."""
+            itself said (None when it said nothing: refused connection, timeout, no key). Only provider faults
+            count towards its cool-down and breaker; a missing key or an untranslatable request do not."""
             attempt.status = upstream
             attempt.error = message
             attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
+            if provider_fault:
+                self.health.failure(provider.id, status=upstream, duration_ms=attempt.duration_ms,
+                                    headers=headers, body=body)
+            else:
+                self.health.release_probe(provider.id)
             self._publish_attempt(ex, attempt)
             return Failure(status, message)
 
@@ -153,9 +178,9 @@ class Proxy:
             try:
                 key = await self.keys.get(provider.id)
             except KeyStoreError as exc:
-                return fail(503, str(exc))
+                return fail(503, str(exc), provider_fault=False)
             if not key:
-                return fail(401, f"no key for provider '{provider.id}': store one with "
+                return fail(401, provider_fault=False, message=f"no key for provider '{provider.id}': store one with "
                                  f"`printf %s \"$KEY\" | sidecar keys set {provider.id}`")
         ex.secret = key.encode() if key else None
         try:
@@ -165,7 +190,8 @@ class Proxy:
                 plan = await self._plan_translation(request, ex, target)
         except TranslationError as exc:
             # Another target may be able to express it; if none can, the client gets this 400.
-            return fail(exc.status, f"{exc.message} (parameter: {exc.param})" if exc.param else exc.message)
+            return fail(exc.status, f"{exc.message} (parameter: {exc.param})" if exc.param else exc.message,
+                        provider_fault=False)
         headers = forward_headers(request.headers, provider, key, same_format=plan.upstream_fmt == ex.fmt)
         if plan.warnings:
             ex.warnings.extend(plan.warnings)
@@ -192,6 +218,12 @@ class Proxy:
             attempt.status = resp.status
             attempt.error = rec.error
             attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
+            if rec.error and rec.error != "client disconnected":  # the stream broke after it had started
+                self.health.failure(provider.id, status=None, duration_ms=attempt.duration_ms)
+            elif rec.error:
+                self.health.release_probe(provider.id)
+            else:
+                self.health.success(provider.id, target.model, duration_ms=attempt.duration_ms, ttft_ms=rec.ttft_ms)
             self._publish_attempt(ex, attempt)
             return outcome
         finally:
@@ -273,7 +305,12 @@ class Proxy:
             self.keys.invalidate(provider)  # the key may have been replaced since it was cached
             log.warning("%s rejected its key (HTTP %s); check it with `sidecar keys list`", provider, resp.status)
         if should_fail_over(resp.status) and not is_last and resp.headers.get("x-should-retry") != "false":
-            return fail(resp.status, message, upstream=resp.status)
+            return fail(resp.status, message, upstream=resp.status, headers=resp.headers, body=data)
+        duration_ms = round((time.perf_counter() - t0) * 1000, 2)
+        if should_fail_over(resp.status):
+            self.health.failure(provider, status=resp.status, duration_ms=duration_ms, headers=resp.headers, body=data)
+        else:
+            self.health.alive(provider)  # the request's own fault: the provider itself is fine
         if upstream_fmt != ex.fmt:  # translated: the provider's error, re-said in the client's own shape
             status = formats.translate_error_status(resp.status, upstream_fmt, ex.fmt)
             attempt.status, attempt.error = resp.status, message
@@ -356,6 +393,19 @@ class Proxy:
             rec.provider, rec.model, rec.status, rec.latency_ms, rec.input_tokens, rec.output_tokens,
             "?" if rec.cost_usd is None else f"${rec.cost_usd:.6f}", f" error={rec.error}" if rec.error else "",
         )
+
+
+def _max_tokens(parsed: dict[str, Any]) -> int | None:
+    """The output cap the request asks for, in whichever field its format uses (for cost-based routing)."""
+    for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = parsed.get(key)
+        if isinstance(value, int):
+            return value
+    config = parsed.get("generationConfig") or parsed.get("generation_config")
+    if isinstance(config, dict):
+        value = config.get("maxOutputTokens") or config.get("max_output_tokens")
+        return value if isinstance(value, int) else None
+    return None
 
 
 def client_label(request: web.Request) -> str | None:

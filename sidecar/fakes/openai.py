@@ -10,7 +10,8 @@ from aiohttp import web
 
 from . import (CACHED_TOKENS, TOOL_ARGS_JSON, Answer, FakeUpstream, ReceivedRequest, is_dict_list,
                split_args, sse, texts, uid)
-from .validate_openai import check_chat, check_responses
+from .validate_openai import check_chat
+from .validate_responses import check_responses
 
 BASE_PATH = "/v1"
 DEFAULT_MODELS = ["gpt-4o-mini", "gpt-4o"]

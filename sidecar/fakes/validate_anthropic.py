@@ -102,7 +102,7 @@ def _system(system: Any) -> None:
 def _text(path: str, block: dict[str, Any], where: str = "messages") -> None:
     text = block.get("text")
     if not isinstance(text, str):
-        raise Invalid(f"{path}.text: Field required" if text is None else f"{path}.text: Input should be a valid string")
+        raise Invalid(f"{path}.text: " + ("Field required" if text is None else "Input should be a valid string"))
     if not text:  # pitfall 6
         raise Invalid(f"{where}: text content blocks must be non-empty")
     if not text.strip():
@@ -173,10 +173,10 @@ def _block(q: str, b: Any, role: str) -> None:
         if c is not None and not isinstance(c, (str, list)):
             raise Invalid(f"{q}.tool_result.content: Input should be a valid string or list of content blocks")
         for k, sub in enumerate(c if isinstance(c, list) else []):
-            if not isinstance(sub, dict) or sub.get("type") not in ("text", "image", "document", "search_result"):
-                raise Invalid(f"{q}.tool_result.content.{k}: Input tag '{(sub or {}).get('type') if isinstance(sub, dict) else sub}'"
-                              " found using 'type' does not match any of the expected tags: 'text', 'image', "
-                              "'document', 'search_result'")
+            kind = sub.get("type") if isinstance(sub, dict) else sub
+            if kind not in ("text", "image", "document", "search_result"):
+                raise Invalid(f"{q}.tool_result.content.{k}: Input tag '{kind}' found using 'type' does not match any "
+                              "of the expected tags: 'text', 'image', 'document', 'search_result'")
             _block(f"{q}.tool_result.content.{k}", sub, role)
     elif t == "thinking":
         for key in ("thinking", "signature"):

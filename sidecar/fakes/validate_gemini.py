@@ -17,6 +17,8 @@ from typing import Any
 
 from .checks import Invalid, both_cases, is_int, is_num
 
+PROTO = "type.googleapis.com/google.ai.generativelanguage.v1beta."  # proto type names in parse errors
+
 REQUEST_FIELDS = both_cases(  # GenerateContentRequest (REST reference; google-genai's _to_mldev converters)
     "model", "contents", "tools", "toolConfig", "safetySettings", "systemInstruction", "generationConfig",
     "cachedContent", "labels", "serviceTier", "store")
@@ -85,7 +87,7 @@ def check_generate(body: dict[str, Any], model: str) -> None:
     sysi = g(body, "systemInstruction")
     if sysi is not None:
         if not isinstance(sysi, dict):  # a Content, not a bare string
-            raise bad_value("system_instruction", "type.googleapis.com/google.ai.generativelanguage.v1beta.Content", sysi)
+            raise bad_value("system_instruction", PROTO + "Content", sysi)
         _content("system_instruction", sysi, system=True)
     _tools(body)
     _config(body, model)
@@ -93,7 +95,7 @@ def check_generate(body: dict[str, Any], model: str) -> None:
 
 def _content(at: str, c: Any, *, system: bool) -> None:
     if not isinstance(c, dict):
-        raise bad_value(at, "type.googleapis.com/google.ai.generativelanguage.v1beta.Content", c)
+        raise bad_value(at, PROTO + "Content", c)
     _fields(c, both_cases("role", "parts"), at)
     role = c.get("role")
     if not system and role not in (None, "", "user", "model"):  # formats.md §2.4: user | model
@@ -110,7 +112,7 @@ def _content(at: str, c: Any, *, system: bool) -> None:
 
 def _part(at: str, p: Any) -> None:
     if not isinstance(p, dict):
-        raise bad_value(at, "type.googleapis.com/google.ai.generativelanguage.v1beta.Part", p)
+        raise bad_value(at, PROTO + "Part", p)
     _fields(p, PART_FIELDS, at)  # e.g. OpenAI's {"type": "text", ...} parts
     # Part.data is a oneof: exactly one set; "" is the proto default, i.e. unset (widely reported).
     set_ = [k for k in PART_DATA if g(p, k) not in (None, "")]
@@ -188,9 +190,10 @@ def _signatures(contents: list[dict[str, Any]], model: str) -> None:
         if first is not None and not g(first, "thoughtSignature"):
             raise Invalid("Function call is missing a thought_signature in functionCall parts. This is required for "
                           "tools to work correctly, and missing thought_signature may lead to degraded model "
-                          f"performance. Additional data, function call `default_api:{g(first, 'functionCall')['name']}`"
-                          f" , position {i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures"
-                          " for more details.", param=f"contents[{i}]")
+                          f"performance. Additional data, function call `default_api:{g(first, 'functionCall')['name']}"
+                          f"` , position {i + 1}. Please refer to "
+                          "https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                          param=f"contents[{i}]")
 
 
 def _tools(body: dict[str, Any]) -> None:
@@ -198,7 +201,7 @@ def _tools(body: dict[str, Any]) -> None:
     for i, t in enumerate(tools if isinstance(tools, list) else []):
         at = f"tools[{i}]"
         if not isinstance(t, dict):
-            raise bad_value(at, "type.googleapis.com/google.ai.generativelanguage.v1beta.Tool", t)
+            raise bad_value(at, PROTO + "Tool", t)
         if "type" in t or "function" in t:  # an OpenAI-style tool
             raise unknown("type" if "type" in t else "function", at)
         for j, d in enumerate(g(t, "functionDeclarations") or []):
@@ -207,7 +210,7 @@ def _tools(body: dict[str, Any]) -> None:
     mode = fcc.get("mode")
     if mode is not None and mode not in MODES:
         raise bad_value("tool_config.function_calling_config.mode",
-                        "type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode", mode)
+                        PROTO + "FunctionCallingConfig.Mode", mode)
     # REST reference: allowedFunctionNames "should only be set when the Mode is ANY or VALIDATED"
     if g(fcc, "allowedFunctionNames") and mode not in ("ANY", "VALIDATED"):
         raise violation("tool_config.function_calling_config.allowed_function_names",
@@ -216,7 +219,7 @@ def _tools(body: dict[str, Any]) -> None:
 
 def _declaration(at: str, d: Any) -> None:
     if not isinstance(d, dict):
-        raise bad_value(at, "type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionDeclaration", d)
+        raise bad_value(at, PROTO + "FunctionDeclaration", d)
     _fields(d, DECL_FIELDS, at)  # e.g. OpenAI's "strict"
     name = d.get("name")
     if not isinstance(name, str) or not FN_NAME_RE.match(name):
@@ -235,14 +238,14 @@ def _declaration(at: str, d: Any) -> None:
 def _schema(at: str, s: Any) -> None:
     """The OpenAPI-subset Schema used by `parameters` and `responseSchema` (pitfall 13)."""
     if not isinstance(s, dict):
-        raise bad_value(at, "type.googleapis.com/google.ai.generativelanguage.v1beta.Schema", s)
+        raise bad_value(at, PROTO + "Schema", s)
     _fields(s, SCHEMA_FIELDS, at)
     t = s.get("type")
     if isinstance(t, list):  # JSON Schema's ["string", "null"]
         raise Invalid(f"Invalid JSON payload received. Unknown name \"type\" at '{at}': Proto field is not "
                       "repeating, cannot start list.", param=f"{at}.type")
     if t is not None and (not isinstance(t, str) or t.upper() not in SCHEMA_TYPES):
-        raise bad_value(f"{at}.type", "type.googleapis.com/google.ai.generativelanguage.v1beta.Type", t)
+        raise bad_value(f"{at}.type", PROTO + "Type", t)
     for k, v in enumerate(s.get("enum") or []):
         if not isinstance(v, str):  # repeated string
             raise bad_value(f"{at}.enum[{k}]", "TYPE_STRING", v)
@@ -262,7 +265,7 @@ def _config(body: dict[str, Any], model: str) -> None:
     if gc is None:
         return
     if not isinstance(gc, dict):
-        raise bad_value("generation_config", "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig", gc)
+        raise bad_value("generation_config", PROTO + "GenerationConfig", gc)
     _fields(gc, CONFIG_FIELDS, "generation_config")
     stops = g(gc, "stopSequences")
     if isinstance(stops, list) and len(stops) > 5:  # formats.md §2.4: up to 5
