@@ -34,7 +34,7 @@ from sidecar.relay import relay_body, relay_stream
 from sidecar.routing import RouteError, Router, Target
 from sidecar.store import RequestStore
 from sidecar.strategy import order_targets
-from sidecar.transforms import PassThroughStream, TranslatedStream, passthrough_body, translated_body
+from sidecar.transforms import ModelRename, PassThroughStream, TranslatedStream, passthrough_body, translated_body
 from sidecar.upstream import UpstreamPlan, chat_url, forward_headers, response_headers
 from sidecar.util import new_request_id, utc_now_iso
 
@@ -242,13 +242,17 @@ class Proxy:
             body = passthrough.rewrite_model(ex.body, ex.parsed, target.model)
         api_version = "v1" if request.path.startswith("/v1/") else "v1beta"
         sse = not (ex.fmt == "gemini" and request.query.get("alt") != "sse")
+        # The client sees the name it asked for (provider/model or an alias), not the provider's own.
+        requested = ex.record.requested_model
+        make_rename = (lambda: ModelRename(requested)) if requested != target.model else (lambda: None)
         return UpstreamPlan(
             url=chat_url(provider, ex.fmt, target.model, stream=ex.record.stream, api_version=api_version),
             params={k: v for k, v in request.query.items() if k != "key"} if ex.fmt == "gemini" else None,
             body=body,
             upstream_fmt=ex.fmt,
-            body_transform=lambda data: passthrough_body(fmt_module, data),
-            stream_transform=lambda: PassThroughStream(fmt_module, sse=sse, strip_usage=strip_usage),
+            body_transform=lambda data: passthrough_body(fmt_module, data, make_rename()),
+            stream_transform=lambda: PassThroughStream(fmt_module, sse=sse, strip_usage=strip_usage,
+                                                       rename=make_rename()),
         )
 
     async def _plan_translation(self, request: web.Request, ex: Exchange, target: Target) -> UpstreamPlan:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Protocol
 
+import re
+
 import orjson
 
 from adapters import gemini, openai_chat
@@ -35,8 +37,41 @@ class StreamTransform(Protocol):
         ...
 
 
+class ModelRename:
+    """Shows the client the model name it asked for (``openai/gpt-4o-mini``, or an alias) in a pass-through
+    answer, where the provider wrote its own (``gpt-4o-mini``).
+
+    The provider's name is learnt from the first ``"model"`` (or Gemini ``"modelVersion"``) field of the answer,
+    which is the top-level one in every format; after that only that exact value is replaced, so a tool's
+    argument that happens to be called "model" is left alone.
+    """
+
+    _FIRST = re.compile(rb'"model(?:Version)?"\s*:\s*"([^"\\]*)"')
+
+    def __init__(self, client_model: str) -> None:
+        self._new = orjson.dumps(client_model)[1:-1]
+        self._pattern: re.Pattern[bytes] | None = None
+        self._identity = False
+
+    def apply(self, data: bytes) -> bytes:
+        if self._identity:
+            return data
+        if self._pattern is None:
+            m = self._FIRST.search(data)
+            if m is None:
+                return data
+            if m.group(1) == self._new:
+                self._identity = True
+                return data
+            self._pattern = re.compile(rb'("model(?:Version)?"\s*:\s*")' + re.escape(m.group(1)) + rb'"')
+        new = self._new
+        return self._pattern.sub(lambda m: m.group(1) + new + b'"', data)
+
+
 class PassThroughStream:
-    def __init__(self, fmt_module: ModuleType, *, sse: bool, strip_usage: bool) -> None:
+    def __init__(self, fmt_module: ModuleType, *, sse: bool, strip_usage: bool,
+                 rename: ModelRename | None = None) -> None:
+        self._rename = rename
         self._fmt = fmt_module
         self._sse = sse
         self._strip = strip_usage
@@ -52,15 +87,15 @@ class PassThroughStream:
         if not self._sse:
             if len(self._array) < 16 * 1024 * 1024:
                 self._array += chunk
-            return chunk
+            return self._rename.apply(chunk) if self._rename else chunk
         events = self._parser.feed(chunk)
         self._events += len(events)
         meter = self._meter
         for event in events:
             meter.feed(event)
         if self._strip:
-            return b"".join(format_event(e.data, e.event) for e in events if not openai_chat.is_usage_only_chunk(e.data))
-        return chunk
+            chunk = b"".join(format_event(e.data, e.event) for e in events if not openai_chat.is_usage_only_chunk(e.data))
+        return self._rename.apply(chunk) if self._rename else chunk
 
     def finish(self, incomplete_message: str) -> bytes:
         if not self._sse:
@@ -147,11 +182,13 @@ class TranslatedStream:
         return self._encode([StreamError(502, message)]) + self._encoder.close()
 
 
-def passthrough_body(fmt_module: ModuleType, data: bytes) -> tuple[bytes, Usage | None]:
+def passthrough_body(fmt_module: ModuleType, data: bytes,
+                     rename: ModelRename | None = None) -> tuple[bytes, Usage | None]:
     try:
-        return data, fmt_module.usage_from_response(orjson.loads(data))
+        usage = fmt_module.usage_from_response(orjson.loads(data))
     except (orjson.JSONDecodeError, TypeError, AttributeError):
         return data, None  # not JSON or no usage: relayed all the same, recorded without tokens
+    return (rename.apply(data) if rename else data), usage
 
 
 def translated_body(upstream_codec: ModuleType, client_codec: ModuleType, data: bytes,

@@ -150,3 +150,20 @@ async def test_unknown_model_is_404_with_suggestions(sidecar):
     with pytest.raises(openai.NotFoundError) as info:
         await oa(sidecar).chat.completions.create(model="gpt4o-mini", messages=[{"role": "user", "content": "x"}])
     assert "openai/gpt-4o-mini" in str(info.value)
+
+
+async def test_client_sees_the_model_it_asked_for(sidecar, upstreams):
+    """Pass-through answers carry the provider's own model name; the client is shown the one it asked for."""
+    client = oa(sidecar)
+    resp = await client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert resp.model == "openai/gpt-4o-mini"
+    assert upstreams.openai.received[-1].json["model"] == "gpt-4o-mini"
+    stream = await client.chat.completions.create(model="openai/gpt-4o-mini", stream=True,
+                                                  messages=[{"role": "user", "content": "x"}])
+    assert {c.model async for c in stream} == {"openai/gpt-4o-mini"}
+    msg = await an(sidecar).messages.create(model="anthropic/claude-haiku-4-5", max_tokens=10,
+                                            messages=[{"role": "user", "content": "x"}])
+    assert msg.model == "anthropic/claude-haiku-4-5"
+    # A bare name the provider knows is left as the provider wrote it.
+    resp = await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert resp.model == "gpt-4o-mini"
