@@ -29,7 +29,7 @@ from sidecar.fake_upstream import FakeUpstream
 pytestmark = pytest.mark.secret_service
 
 ROOT = Path(__file__).resolve().parents[2]
-K_OPENAI = "sk-serve-openai-key-0000111122223333"
+K_OPENAI = "test-serve-openai-key-0000111122223333"
 K_ANTHROPIC = "sk-ant-serve-key-4444555566667777"
 PLACEHOLDER = "placeholder-not-a-key"
 START_TIMEOUT = 10.0
