@@ -298,6 +298,9 @@ def _split_data_url(url: str) -> tuple[str, str | None]:
     return url, None
 
 
+ANTHROPIC_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
 def _image_block(p: ImagePart) -> dict:
     data, media = p.data, p.media_type
     if not data and p.url:
@@ -307,7 +310,10 @@ def _image_block(p: ImagePart) -> dict:
     if not data:
         raise TranslationError("messages", "an image part has neither data nor a URL")
     sniffed = next((m for prefix, m in _IMAGE_MAGIC if data.startswith(prefix)), None)
-    return {"type": "image", "source": {"type": "base64", "media_type": sniffed or media or "image/png", "data": data}}
+    media = sniffed or media or "image/png"
+    if media not in ANTHROPIC_IMAGE_TYPES:
+        raise TranslationError("image", f"Anthropic takes JPEG, PNG, GIF or WebP images, not {media}")
+    return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
 
 
 def _document_block(p: DocumentPart) -> dict:

@@ -35,6 +35,16 @@ REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-oss", "codex", "qwen
 "Unrecognized request argument", and coding agents send an effort on every call."""
 
 
+def _mentions_json(messages: list[dict[str, Any]]) -> bool:
+    for m in messages:
+        content = m.get("content")
+        texts = [content] if isinstance(content, str) else [
+            p.get("text", "") for p in content or [] if isinstance(p, dict)]
+        if any("json" in t.lower() for t in texts if isinstance(t, str)):
+            return True
+    return False
+
+
 def _takes_reasoning_effort(model: str) -> bool:
     return model.rsplit("/", 1)[-1].lower().startswith(REASONING_MODEL_PREFIXES)
 
@@ -211,6 +221,10 @@ def build_request(req: ChatRequest, model: str) -> tuple[dict[str, Any], list[st
     for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed"):
         if (v := getattr(req, key)) is not None:
             body[key] = v
+    if _takes_reasoning_effort(model) and body.get("temperature") not in (None, 1, 1.0):
+        # o-series and gpt-5 reasoning models refuse any temperature but 1; Anthropic/Gemini clients send one.
+        warnings.append(f"temperature dropped: {model} accepts only the default")
+        body.pop("temperature")
     if req.n is not None and req.n > 1:
         raise TranslationError("n", "n > 1 (several choices) can't be returned through the sidecar's translation")
     if len(req.stop) > MAX_STOP_SEQUENCES:
@@ -223,6 +237,9 @@ def build_request(req: ChatRequest, model: str) -> tuple[dict[str, Any], list[st
     _tool_options(req, body)
     if req.response_format is not None:
         body["response_format"] = _response_format(req.response_format)
+        if req.response_format.type == "json_object" and not _mentions_json(messages):
+            # OpenAI refuses JSON mode unless a message says "json"; a Gemini client's JSON mime type doesn't.
+            messages.insert(0, {"role": "system", "content": "Respond in JSON."})
     if req.reasoning is not None:
         if (effort := _effort(req.reasoning)) and _takes_reasoning_effort(model):
             body["reasoning_effort"] = effort

@@ -36,9 +36,9 @@ Usage formulas (all figures integers):
 
 ``FakeUpstream.last_usage`` holds the raw usage object of the last reply that carried one.
 
-Requests are validated like the real providers do (`validate_openai`, `validate_anthropic`,
-`validate_gemini`): a body a real provider would refuse gets that provider's 400 (OpenAI
-``invalid_request_error`` with ``param``, Anthropic ``invalid_request_error``, Gemini
+Requests are validated like the real providers do (`validate_openai`, `validate_responses`,
+`validate_anthropic`, `validate_gemini`): a body a real provider would refuse gets that provider's
+400 (OpenAI ``invalid_request_error`` with ``param``, Anthropic ``invalid_request_error``, Gemini
 ``INVALID_ARGUMENT``), and its message is appended to ``FakeUpstream.rejected``. Set
 ``FakeUpstream.validate = False`` to accept anything that parses.
 """

@@ -1,5 +1,5 @@
-"""Shared bits of the fakes' request validation (`validate_openai`, `validate_anthropic`,
-`validate_gemini`).
+"""Shared bits of the fakes' request validation (`validate_openai`, `validate_responses`,
+`validate_anthropic`, `validate_gemini`).
 
 A validator raises `Invalid` for the first rule a request breaks; `FakeUpstream._endpoint` turns it
 into a 400 in the provider's own error shape (formats.md §5) and records it in

@@ -964,3 +964,11 @@ def test_stream_round_trip(events, chunk):
     # message_start reports output_tokens 1 before generating, as Anthropic does; counts are cumulative maxima
     assert (got_usage.input, got_usage.output, got_usage.cache_read, got_usage.cache_write) == (
         want_usage.input, max(1, want_usage.output), want_usage.cache_read, want_usage.cache_write)
+
+
+def test_image_types_anthropic_cannot_take_are_refused():
+    from adapters.ir import ImagePart
+    req = ChatRequest(MODEL, [user(ImagePart(data="AAAAGGZ0eXBoZWlj", media_type="image/heic"))])
+    with pytest.raises(TranslationError) as info:
+        ac.build_request(req, MODEL)
+    assert info.value.param == "image" and "image/heic" in info.value.message

@@ -914,12 +914,19 @@ def _normalise(req: ChatRequest) -> ChatRequest:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_property_build_then_parse_round_trips(req: ChatRequest) -> None:
-    body, warnings = codec.build_request(req, "o4-mini")  # a reasoning model: the effort round-trips too
-    assert warnings == []
+    # Reasoning models take an effort but only the default temperature; others the reverse.
+    reasoning_model = req.reasoning is not None
+    body, warnings = codec.build_request(req, "o4-mini" if reasoning_model else "gpt-4.1")
+    temperature_dropped = reasoning_model and req.temperature not in (None, 1, 1.0)
+    assert warnings == (["temperature dropped: o4-mini accepts only the default"] if temperature_dropped else [])
     assert_valid_request(body)
     back = codec.parse_request(orjson.loads(orjson.dumps(body)))
     expected = _normalise(req)
     expected.model = back.model = req.model
+    if temperature_dropped:
+        expected.temperature = None
+    if body["messages"][0] == {"role": "system", "content": "Respond in JSON."}:
+        expected.system = ["Respond in JSON.", *expected.system]  # JSON mode needs the word in a message
     expected.include_usage = req.stream  # streams always ask for the usage chunk
     assert back == expected
 
@@ -1019,3 +1026,14 @@ def test_reasoning_effort_only_for_models_that_take_it() -> None:
     assert "reasoning_effort" not in body and any("reasoning effort dropped" in w for w in warnings)
     assert codec.build_request(req, "gpt-5-mini")[0]["reasoning_effort"] == "high"
     assert codec.build_request(req, "openai/gpt-oss-120b")[0]["reasoning_effort"] == "high"
+
+
+def test_json_mode_mentions_json_and_reasoning_models_drop_temperature() -> None:
+    from adapters.ir import ResponseFormat as RF
+    req = ChatRequest("m", [Message("user", [TextPart("list three cities")])], response_format=RF("json_object"),
+                      temperature=0.5)
+    body, warnings = codec.build_request(req, "o4-mini")
+    assert body["messages"][0] == {"role": "system", "content": "Respond in JSON."}
+    assert "temperature" not in body and any("temperature dropped" in w for w in warnings)
+    body, _ = codec.build_request(req, "gpt-4o-mini")
+    assert body["temperature"] == 0.5
