@@ -14,6 +14,7 @@ request that has no other target (a single target in cool-down fails fast with a
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
@@ -83,6 +84,18 @@ class HealthBook:
                 return f"{provider}'s breaker is half-open and a probe request is in flight"
             health.probe_in_flight = True
         return None
+
+    def may_try(self, provider: str) -> bool:
+        """Whether `unavailable` would let ``provider`` be tried now, without claiming a half-open probe."""
+        health = self._providers.get(provider)
+        if health is None:
+            return True
+        now = self._clock()
+        if health.cooldown_until > now:
+            return False
+        if health.breaker == "open" and now < health.open_until:
+            return False
+        return not (health.breaker != "closed" and health.probe_in_flight)
 
     def retry_after(self, providers: list[str]) -> float | None:
         """Seconds until the first of ``providers`` may be tried again, if all are unavailable."""
@@ -195,12 +208,15 @@ def retry_after_seconds(headers: Mapping[str, str], body: bytes = b"") -> float 
     lower = {k.lower(): v for k, v in headers.items()}
     if (ms := lower.get("retry-after-ms")) is not None:
         try:
-            return max(float(ms) / 1000, 0.0)
+            if not math.isnan(seconds := float(ms) / 1000):  # "inf" is capped later; "nan" is garbage
+                return max(seconds, 0.0)
         except ValueError:
             pass
     if (value := lower.get("retry-after")) is not None:
         try:
-            return max(float(value), 0.0)
+            if not math.isnan(seconds := float(value)):
+                return max(seconds, 0.0)
+            raise ValueError(value)
         except ValueError:
             try:
                 return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)

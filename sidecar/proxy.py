@@ -131,7 +131,13 @@ class Proxy:
             if why is not None:
                 skipped.append(why)  # cooling down or breaker open: later requests respect it
                 continue
-            outcome = await self._attempt(request, ex, target, is_last=i == len(targets) - 1)
+            # "Last" means no later target may still be tried, so its error is relayed as the provider sent it.
+            is_last = not any(self.health.may_try(t.provider.id) for t in targets[i + 1:])
+            try:
+                outcome = await self._attempt(request, ex, target, is_last=is_last)
+            except asyncio.CancelledError:
+                self.health.release_probe(target.provider.id)  # a probe abandoned by its client must not lock it
+                raise
             if not isinstance(outcome, Failure):
                 return outcome
             failure = outcome

@@ -44,4 +44,4 @@ def order_targets(
     # (Efraimidis–Spirakis keys), so the rest of the list is still a sensible failover order.
     weights = alias.weights or (1.0,) * len(targets)
     keyed = [(rand() ** (1.0 / w) if w > 0 else -1.0, i) for i, w in enumerate(weights)]
-    return [targets[i] for _, i in sorted(keyed, reverse=True)]
+    return [targets[i] for _, i in sorted(keyed, key=lambda ki: (-ki[0], ki[1]))]  # ties keep config order
