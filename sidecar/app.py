@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from sidecar import control, formats
+from sidecar import control, formats, metrics
 from sidecar.config import Config
 from sidecar.events import EventBus
 from sidecar.keys import KeyCache, KeyStore
@@ -119,6 +119,7 @@ def build_app(
     app[STATE] = state
     app.add_routes(routes)
     app.add_routes(control.routes)
+    metrics.install(app, state.bus)  # GET /metrics; app[metrics.METRICS].gauge_providers is the extension point
     app.cleanup_ctx.append(_lifetime)
     return app
 

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", parents=[common], help="shell lines pointing SDKs and agents at the sidecar")
     env.add_argument("--shell", choices=SHELLS, help="syntax (default: from $SHELL)")
     sub.add_parser("doctor", parents=[common], help="check keyring, config, data dir and the running proxy")
+    sub.add_parser("pause", parents=[common], help="stop all upstream traffic of the running proxy (503 to clients)")
+    sub.add_parser("resume", parents=[common], help="let the running proxy's traffic through again")
+    spend = sub.add_parser("spend", parents=[common], help="spend totals from the request log (no proxy needed)")
+    spend.add_argument("--days", type=int, default=30, help="today and the N-1 UTC days before it (default 30)")
+    spend.add_argument("--by", choices=("day", "provider", "model", "client"), default="day")
+    spend.add_argument("--format", choices=("table", "csv", "json"), default="table", dest="fmt")
     return parser
 
 
@@ -115,6 +121,12 @@ def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
         shell = args.shell or guess_shell(os.environ.get("SHELL"))
         sys.stdout.write(render(env_vars(_local_url(config)), shell))
         return 0
+    if command in ("pause", "resume"):
+        return _pause(command, _local_url(config))
+    if command == "spend":
+        from sidecar.spend_report import run_spend
+
+        return run_spend(config.db_path, days=args.days, by=args.by, fmt=args.fmt)
     if command == "doctor":
         from sidecar.doctor import run_doctor
 
@@ -135,6 +147,30 @@ def _local_url(config: Config) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     return f"http://[{host}]:{config.port}" if ":" in host else f"http://{host}:{config.port}"
+
+
+def _pause(command: str, url: str) -> int:
+    """Flip the running proxy's brake through its control API; the state lives in that process."""
+    import urllib.error
+    import urllib.request
+
+    import orjson
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/_sidecar/{command}", method="POST",
+                                                           data=b""), timeout=5) as resp:
+            changed = orjson.loads(resp.read()).get("changed")
+    except urllib.error.HTTPError as exc:
+        print(f"error: the sidecar at {url} answered {exc.code} to {command}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"error: no sidecar is running at {url} ({reason}); start one with `sidecar serve`, "
+              "or point at it with --host/--port", file=sys.stderr)
+        return 1
+    state = "paused: clients get a 503 until `sidecar resume`" if command == "pause" else "resumed"
+    print(f"sidecar at {url} {state}" + ("" if changed else " (it already was)"))
+    return 0
 
 
 def _keys(args: argparse.Namespace, config: Config) -> int:

@@ -73,6 +73,36 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """USD caps for one scope (everything, one provider, or one client); None = no cap for that period."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+
+BUDGET_MODES = ("block", "warn")
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """``[budgets]``: what happens when spend (UTC day / calendar month) reaches a cap.
+
+    ``block`` answers 429 until the period resets; ``warn`` lets the request through with an
+    ``x-sidecar-warning`` header and a log line.
+    """
+
+    mode: str = "block"
+    total: Limits = field(default_factory=Limits)
+    providers: dict[str, Limits] = field(default_factory=dict)
+    clients: dict[str, Limits] = field(default_factory=dict)
+
+    @property
+    def any(self) -> bool:
+        scopes = [self.total, *self.providers.values(), *self.clients.values()]
+        return any(s.daily_usd is not None or s.monthly_usd is not None for s in scopes)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -81,6 +111,7 @@ class Config:
     timeouts: Timeouts = field(default_factory=Timeouts)
     prices: dict[str, Price] = field(default_factory=dict)
     """Keyed by ``provider/model``."""
+    budgets: Budgets = field(default_factory=Budgets)
     store_bodies: bool = True
     body_cap_bytes: int = 256 * 1024
     data_dir: Path = field(default_factory=data_dir)
@@ -142,8 +173,7 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Conf
     kwargs["models"] = _models(_table(raw, "models"), providers)
     kwargs["timeouts"] = _timeouts(_table(raw, "timeouts"))
     kwargs["prices"] = _prices(_table(raw, "prices"))
-    if raw.get("budgets"):
-        kwargs["warnings"] = ("[budgets] is read but not enforced yet: spend is recorded, nothing is blocked",)
+    kwargs["budgets"] = _budgets(_table(raw, "budgets"), providers)
     return Config(**kwargs)
 
 
@@ -259,6 +289,36 @@ def _prices(table: dict[str, Any]) -> dict[str, Price]:
         except (TypeError, ValueError):
             raise ConfigError(f"[{where}] prices must be numbers (USD per million tokens)") from None
     return prices
+
+
+def _limits(table: dict[str, Any], where: str, extra: set[str] = frozenset()) -> Limits:  # type: ignore[assignment]
+    _no_unknown(table, where, {"daily_usd", "monthly_usd"} | extra)
+    values: dict[str, float] = {}
+    for key in ("daily_usd", "monthly_usd"):
+        if key in table:
+            v = table[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"[{where}] {key} must be a non-negative number of US dollars, got {v!r}")
+            values[key] = float(v)
+    return Limits(**values)
+
+
+def _budgets(table: dict[str, Any], providers: dict[str, ProviderPreset]) -> Budgets:
+    mode = table.get("mode", "block")
+    if mode not in BUDGET_MODES:
+        raise ConfigError(f"[budgets] mode = {mode!r}; expected one of {', '.join(BUDGET_MODES)}")
+    total = _limits(table, "budgets", {"mode", "providers", "clients"})
+    scoped: dict[str, dict[str, Limits]] = {"providers": {}, "clients": {}}
+    for kind in scoped:
+        sub = _table(table, kind) if kind in table else {}
+        for name, spec in sub.items():
+            where = f"budgets.{kind}.{name}"
+            if not isinstance(spec, dict):
+                raise ConfigError(f"[{where}] must be a table")
+            if kind == "providers" and name not in providers:
+                raise ConfigError(f"[{where}] names no configured provider ({', '.join(sorted(providers))})")
+            scoped[kind][name] = _limits(spec, where)
+    return Budgets(mode, total, scoped["providers"], scoped["clients"])
 
 
 _PROVIDER_KEYS = {"adapter", "base_url", "key", "responses_api", "stream_usage", "models", "headers"}

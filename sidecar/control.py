@@ -5,6 +5,9 @@
 - ``GET /_sidecar/requests``     — history, newest first: ``?limit=N&before=<id>`` (keyset pagination)
 - ``GET /_sidecar/requests/{id}`` — one record with its (redacted, capped) bodies
 - ``GET /_sidecar/stats``        — totals by provider and model, ``?since=<ISO 8601>``
+- ``POST /_sidecar/pause``       — the emergency brake: every generation request gets a 503 until resumed
+- ``POST /_sidecar/resume``      — lets traffic through again (so does a restart: the state is in memory)
+- ``GET /_sidecar/budgets``      — each configured cap with spend so far and when it resets
 
 Store reads run in a thread: SQLite must never block the event loop the proxy runs on.
 """
@@ -12,6 +15,7 @@ Store reads run in a thread: SQLite must never block the event loop the proxy ru
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -57,8 +61,42 @@ async def health(request: web.Request) -> web.Response:
         "uptime_s": round(time.monotonic() - state.started_monotonic, 3),
         "listen": state.listen_url,
         "store": str(state.config.db_path) if state.store else None,
+        "paused": bool(getattr(state.proxy, "paused", False)),
         "providers": providers,
     })
+
+
+async def _set_paused(request: web.Request, paused: bool) -> web.Response:
+    state = request.app[STATE]
+    if state.proxy is None:
+        return _bad("the proxy is not running yet", 503)
+    was = state.proxy.paused  # type: ignore[attr-defined]
+    state.proxy.paused = paused  # type: ignore[attr-defined]
+    if was != paused:
+        logging.getLogger("sidecar").warning("sidecar %s via the control API", "paused" if paused else "resumed")
+        state.bus.publish("paused" if paused else "resumed", {"ts": utc_now_iso()})
+    return _json({"paused": paused, "changed": was != paused})
+
+
+@routes.post("/_sidecar/pause")
+async def pause(request: web.Request) -> web.Response:
+    return await _set_paused(request, True)
+
+
+@routes.post("/_sidecar/resume")
+async def resume(request: web.Request) -> web.Response:
+    return await _set_paused(request, False)
+
+
+@routes.get("/_sidecar/budgets")
+async def budgets(request: web.Request) -> web.Response:
+    """Every configured cap, its spend so far (this process's in-memory view) and its reset time."""
+    from sidecar.budgets import budget_status
+
+    state = request.app[STATE]
+    if state.proxy is None:
+        return _bad("the proxy is not running yet", 503)
+    return _json(budget_status(state.config.budgets, state.proxy.budgets))  # type: ignore[attr-defined]
 
 
 @routes.get("/_sidecar/events")

@@ -3,13 +3,23 @@
 `publish` is synchronous and never blocks or awaits: a slow subscriber must never stall the proxy.
 Each subscriber gets a bounded queue; when it is full the oldest event is dropped and counted, and
 the subscriber can catch up from the request history (the store) instead.
+
+Listeners (`add_listener`) are the other kind of consumer: plain functions called synchronously inside
+`publish`, for cheap in-memory bookkeeping such as the `/metrics` counters, with no queue or task. They must
+be fast and must not block; an exception in one is logged and swallowed, never raised into the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger("sidecar.events")
+
+Listener = Callable[["Event"], None]
 
 
 @dataclass(slots=True)
@@ -31,6 +41,16 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._listeners: tuple[Listener, ...] = ()
+        """A tuple, replaced on change: a listener may add or remove listeners while `publish` iterates."""
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(event)`` synchronously inside every `publish`. ``fn`` must be quick, must not block and
+        must not mutate ``event.data`` (subscribers share the same dict); its exceptions are logged, not raised."""
+        self._listeners = (*self._listeners, fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        self._listeners = tuple(f for f in self._listeners if f != fn)
 
     def subscribe(self, maxsize: int = 2048) -> Subscription:
         sub = Subscription(asyncio.Queue(maxsize=maxsize))
@@ -45,9 +65,14 @@ class EventBus:
         return len(self._subs)
 
     def publish(self, type_: str, data: dict[str, Any]) -> None:
-        if not self._subs:
+        if not self._subs and not self._listeners:
             return
         event = Event(type_, data)
+        for fn in self._listeners:
+            try:
+                fn(event)
+            except Exception:  # a bookkeeping bug must never fail a request
+                log.exception("event listener %r failed on %s", fn, type_)
         for sub in self._subs:
             q = sub.queue
             if q.full():

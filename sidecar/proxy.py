@@ -20,7 +20,8 @@ from aiohttp import web
 
 from adapters import passthrough
 from adapters.ir import TranslationError
-from sidecar import formats
+from sidecar import estimate, formats
+from sidecar.budgets import BudgetBook, reservation
 from sidecar.config import Config
 from sidecar.events import EventBus
 from sidecar.exchange import Exchange, Failure
@@ -68,6 +69,11 @@ class Proxy:
         self.prices = prices
         self.session = session
         self.health = health or HealthBook()
+        self.paused = False
+        """The emergency brake (`sidecar pause`): lives in this process only, so a restart resumes."""
+        self.budgets = BudgetBook(config.budgets, store)
+        self._counters: dict[str, estimate.CountingStream] = {}
+        """Per request id: the stream relayed to the client, counted in case usage must be estimated."""
 
     async def handle(
         self, request: web.Request, fmt: str, *, path_model: str | None = None, path_stream: bool = False
@@ -116,6 +122,8 @@ class Proxy:
             "id": rec.id, "ts": rec.ts, "inbound": rec.inbound, "requested_model": model,
             "stream": rec.stream, "client": rec.client, "path": rec.path,
         })
+        if self.paused:
+            return self._refuse(ex, 503, "the sidecar is paused: `sidecar resume` to continue")
         try:
             targets = self.router.resolve(model)
         except RouteError as exc:
@@ -126,6 +134,10 @@ class Proxy:
         )
         failure: Failure | None = None
         skipped: list[str] = []
+        if self.config.budgets.any:
+            targets, blocked = await self._budget_gate(ex, targets, skipped)
+            if blocked is not None:
+                return blocked
         for i, target in enumerate(targets):
             why = self.health.unavailable(target.provider.id)
             if why is not None:
@@ -214,7 +226,8 @@ class Proxy:
             if resp.status >= 400:
                 return await self._upstream_error(ex, resp, attempt, t0, deadline, is_last, fail, plan.upstream_fmt)
             if rec.stream:
-                outcome = await relay_stream(self, request, ex, resp, deadline, plan.stream_transform(),
+                counter = self._counters[rec.id] = estimate.CountingStream(plan.stream_transform(), ex.fmt)
+                outcome = await relay_stream(self, request, ex, resp, deadline, counter,  # type: ignore[arg-type]
                                              content_type=plan.content_type)
             else:
                 outcome = await relay_body(self, request, ex, resp, deadline, plan.body_transform,
@@ -367,6 +380,65 @@ class Proxy:
         headers.update(self.sidecar_headers(ex))
         return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
+    def _refuse(self, ex: Exchange, status: int, message: str, retry_after: int | None = None) -> web.Response:
+        """A refusal by the sidecar itself (paused, over budget): no upstream was contacted, and SDKs are
+        told not to retry at once (``x-should-retry: false``, honoured by the OpenAI and Anthropic SDKs)."""
+        response = self._error(ex, status, message)
+        response.headers["x-should-retry"] = "false"
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    async def _budget_gate(self, ex: Exchange, targets: list[Target],
+                           skipped: list[str]) -> tuple[list[Target], web.Response | None]:
+        """Apply ``[budgets]`` before any upstream is contacted (see sidecar/budgets.py for the rules).
+
+        Block mode drops targets whose provider budget is spent (failover to the others), refuses with a 429
+        when none is left or a global/client budget is spent, and otherwise holds a reservation until
+        `_finish`. Warn mode lets everything through with an ``x-sidecar-warning``."""
+        rec, book = ex.record, self.budgets
+        if self.config.budgets.mode == "warn":
+            over = await book.warnings([t.provider.id for t in targets[:1]], rec.client)
+            if over is not None:
+                ex.warnings.append(over.message())
+                log.warning("request %s over budget (warn mode): %s", rec.id, over.message())
+            return targets, None
+        verdict = None
+        allowed = []
+        for t in targets:
+            v = book.exhausted([t.provider.id], rec.client)
+            if v is not None and v.scope.startswith("provider "):
+                skipped.append(v.message())
+                verdict = verdict or v
+            else:
+                allowed.append(t)
+        if allowed:
+            first = allowed[0]
+            reserve = reservation(self.prices, first.provider.id, first.model,
+                                  estimate.request_chars(ex.parsed), _max_tokens(ex.parsed))
+            verdict = await book.admit(rec.id, [first.provider.id], rec.client, reserve)
+        if verdict is None:
+            return allowed, None
+        log.warning("request %s blocked: %s", rec.id, verdict.message())
+        return [], self._refuse(ex, 429, verdict.message(), verdict.retry_after())
+
+    def _estimate(self, ex: Exchange) -> None:
+        """Usage for an answer that reached the client without a (complete) usage report; see estimate.py."""
+        rec = ex.record
+        counter = self._counters.pop(rec.id, None)
+        if ex.prepared is None or rec.provider is None or rec.status is None or rec.status >= 400:
+            return  # no answer reached the client: nothing was generated for it
+        cut = rec.stream and rec.error is not None
+        if ex.usage is not None and not cut:
+            return
+        if rec.stream:
+            partial = ex.usage or (counter.usage if counter is not None else None)
+            out_chars = counter.relayed_chars() if counter is not None else 0
+        else:
+            partial, out_chars = ex.usage, estimate.body_output_chars(ex.fmt, ex.response_body)
+        ex.usage = estimate.estimate(partial, estimate.request_chars(ex.parsed), out_chars)
+        rec.usage_source = "estimated"
+
     def _publish_attempt(self, ex: Exchange, attempt: Attempt) -> None:
         attempt.error = scrub_text(attempt.error, ex.secret)
         self.bus.publish("attempt", {"request_id": ex.record.id, "provider": attempt.provider, "model": attempt.model,
@@ -377,11 +449,12 @@ class Proxy:
         """Price, publish and store the record. Cheap and non-blocking: the store only enqueues."""
         rec = ex.record
         rec.latency_ms = ex.elapsed_ms()
+        self._estimate(ex)
         if ex.usage is not None:
             u = ex.usage
             rec.input_tokens, rec.output_tokens = u.input, u.output
             rec.cache_read_tokens, rec.cache_write_tokens, rec.reasoning_tokens = u.cache_read, u.cache_write, u.reasoning
-            rec.usage_source = "reported"
+            rec.usage_source = rec.usage_source or "reported"
             if rec.provider and rec.model:
                 rec.cost_usd = self.prices.cost(rec.provider, rec.model, u)
         rec.error = scrub_text(rec.error, ex.secret)
@@ -389,6 +462,7 @@ class Proxy:
             attempt.error = scrub_text(attempt.error, ex.secret)
         if rec.status is None and ex.prepared is None:
             rec.status = 499  # the client went away before any answer: nginx's "client closed request"
+        self.budgets.finished(rec.id, rec.ts, rec.provider, rec.client, rec.cost_usd)
         data = rec.to_dict()
         self.bus.publish("request_finished", data)
         if self.store is not None:

@@ -365,6 +365,33 @@ class RequestStore:
             for day, provider, model, n, cost, priced, tokens_in, tokens_out, unpriced in rows
         ]
 
+    def cost_by_day_provider_client(self, since_day: str, before_ts: str) -> list[tuple[str, str | None, str | None, float]]:
+        """Priced spend per (UTC day, provider, client) from `since_day` up to (not incl.) `before_ts`;
+        what budgets start from. Unpriced rows add nothing: their cost is unknown, not $0."""
+        sql = """SELECT substr(ts, 1, 10) AS day, provider, client, TOTAL(cost_usd) FROM requests
+            WHERE ts >= ? AND ts < ? AND cost_usd IS NOT NULL GROUP BY day, provider, client"""
+        with self._reader() as conn:
+            return conn.execute(sql, (since_day, before_ts)).fetchall()
+
+    def spend_totals(self, days: int, by: str) -> list[dict[str, Any]]:
+        """Totals per `by` (day | provider | model | client) over today and the `days - 1` UTC days before;
+        `cost_usd` is None when a group's only usage was unpriced (see `_cost`)."""
+        key = SPEND_KEYS[by]
+        first_day = datetime.now(timezone.utc).date() - timedelta(days=days - 1)
+        sql = f"""SELECT {key} AS k, COUNT(*), TOTAL(cost_usd), SUM(cost_usd IS NOT NULL),
+            {", ".join(f"COALESCE(SUM({t}), 0)" for t in _TOKENS)}, SUM({_UNPRICED}),
+            SUM(usage_source = 'estimated'), SUM(status IS NULL OR status >= 400)
+            FROM requests WHERE ts >= ? GROUP BY k ORDER BY {"k" if by == "day" else "TOTAL(cost_usd) DESC, k"}"""
+        with self._reader() as conn:
+            rows = conn.execute(sql, (first_day.isoformat(),)).fetchall()
+        out = []
+        for k, n, cost, priced, *rest in rows:
+            tokens, (unpriced, estimated, errors) = rest[:len(_TOKENS)], rest[len(_TOKENS):]
+            out.append({by: k, "requests": n, "errors": errors, **dict(zip(_TOKENS, tokens)),
+                        "cost_usd": _cost(cost, priced, unpriced), "unpriced_requests": unpriced,
+                        "estimated_requests": estimated})
+        return out
+
 
 def _notify(done: Callable[[], None]) -> None:
     try:
@@ -382,6 +409,10 @@ _UNPRICED = (
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
            "reasoning_tokens")
 _STAT_COLS = f"provider, model, status, {', '.join(_TOKENS)}, cost_usd, latency_ms, ttft_ms"
+
+
+SPEND_KEYS = {"day": "substr(ts, 1, 10)", "provider": "provider", "model": "provider || '/' || model",
+              "client": "client"}
 
 
 def _ts_key(since: str) -> str:

@@ -177,10 +177,14 @@ def test_store_data_dir_override(tmp_path):
     assert config.db_path == tmp_path / "elsewhere" / "requests.db"
 
 
-def test_budgets_section_is_a_warning_not_an_error(tmp_path):
-    config = load_text(tmp_path, "[budgets]\ndaily_usd = 5\n")
-    assert len(config.warnings) == 1
-    assert "budgets" in config.warnings[0] and "not enforced" in config.warnings[0]
+def test_budgets_section_is_parsed_and_enforced(tmp_path):
+    """[budgets] used to be a "read but not enforced" warning; it is now parsed (see test_budgets.py)."""
+    config = load_text(tmp_path, "[budgets]\ndaily_usd = 5\n[budgets.providers.openai]\nmonthly_usd = 2\n"
+                                 "[budgets.clients.agent]\ndaily_usd = 1.5\n")
+    assert config.warnings == ()
+    assert config.budgets.mode == "block" and config.budgets.total.daily_usd == 5.0
+    assert config.budgets.providers["openai"].monthly_usd == 2.0
+    assert config.budgets.clients["agent"].daily_usd == 1.5 and config.budgets.any
     assert load_text(tmp_path, "[server]\nport = 1\n").warnings == ()
 
 
