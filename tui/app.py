@@ -6,7 +6,10 @@ disposable; it talks to the sidecar only over HTTP, never by importing `sidecar`
 
 from __future__ import annotations
 
-from textual.app import App
+from collections.abc import Iterable
+from functools import partial
+
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -14,6 +17,8 @@ from tui.client import ControlClient
 from tui.feed import HISTORY_LIMIT, Feed
 from tui.model import RING_SIZE, TrafficModel
 from tui.screens.help import HelpScreen, collect
+from tui.screens.providers import ProvidersScreen
+from tui.screens.spend import SpendScreen
 from tui.screens.traffic import TrafficScreen
 
 
@@ -33,7 +38,11 @@ class SidecarApp(App[int]):
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit the TUI (the sidecar keeps running)."),
         Binding("ctrl+c", "quit", "Quit", id="app.quit_ctrl_c", show=False, priority=True),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Keys of the current screen."),
-    ]
+        Binding("s", "show('spend')", "Spend", id="app.spend",
+                tooltip="Spend today, 7 and 30 days by provider and model; month projection."),
+        Binding("p", "show('providers')", "Providers", id="app.providers",
+                tooltip="Providers: key present, breaker, cool-down, error rate, latency."),
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -61,4 +70,27 @@ class SidecarApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(collect(self.screen)))
+        sections = getattr(self.screen, "help_sections", lambda: [])()
+        self.push_screen(HelpScreen(collect(self.screen), sections))
+
+    def action_show(self, view: str) -> None:
+        """Open a top-level view over the traffic list (k9s crumbs: `escape` goes back to it)."""
+        screens = {"spend": SpendScreen, "providers": ProvidersScreen}
+        if isinstance(self.screen, screens[view]):
+            return
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.push_screen(screens[view](self.client))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The palette lists every described binding active on `screen`, from the same registry
+        the footer and `?` read (mitmproxy's single key registry), plus Textual's own commands."""
+        yield from super().get_system_commands(screen)
+        seen = {"quit"}  # Textual already offers Quit
+        for active in screen.active_bindings.values():
+            b = active.binding
+            if not active.enabled or not b.description or b.system or b.id is None or b.action in seen:
+                continue
+            seen.add(b.action)
+            help_text = f"{b.tooltip or b.description}  [{self.get_key_display(b)}]"
+            yield SystemCommand(b.description, help_text, partial(self.run_action, b.action, active.node))

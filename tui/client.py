@@ -157,6 +157,13 @@ class ControlClient:
             raise ControlError("health: expected an object")
         return data
 
+    async def stats(self, since: str | None = None) -> dict[str, Any]:
+        """`/stats`: totals, `by_provider`, `by_model` since `since` (ISO 8601), `providers_health`."""
+        data = await self.get_json("/_sidecar/stats", {"since": since} if since else None)
+        if not isinstance(data, dict):
+            raise ControlError("stats: expected an object")
+        return data
+
     async def recent(self, limit: int = 500) -> list[Any]:
         """The newest `limit` records, newest first."""
         data = await self.get_json("/_sidecar/requests", {"limit": str(limit)})

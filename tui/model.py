@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +81,10 @@ class TrafficModel:
     def get(self, rid: str) -> RequestRow | None:
         return self._rows.get(rid)
 
-    def newest(self, n: int) -> list[RequestRow]:
-        """The `n` newest rows, newest first."""
-        return heapq.nlargest(n, self._rows.values(), key=lambda r: r.order)
+    def newest(self, n: int, where: Callable[[RequestRow], bool] | None = None) -> list[RequestRow]:
+        """The `n` newest rows (of those `where` accepts, if given), newest first."""
+        rows = self._rows.values() if where is None else filter(where, self._rows.values())
+        return heapq.nlargest(n, rows, key=lambda r: r.order)
 
     # -- mutators -------------------------------------------------------------------------
 

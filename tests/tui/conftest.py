@@ -48,6 +48,15 @@ class FakeSidecar:
         self._streams: list[asyncio.Queue[Any]] = []
         self._runner: web.AppRunner | None = None
         self.started_at = ""
+        self.providers: list[dict[str, Any]] = [
+            {"id": "openai", "adapter": "openai", "base_url": "http://fake", "needs_key": True,
+             "has_key": True},
+        ]  # fmt: skip
+        """`/health`'s `providers`."""
+        self.providers_health: list[dict[str, Any]] = []
+        """`/stats`'s `providers_health`."""
+        self.stats_since: list[str | None] = []
+        """The `since` of every `/stats` call, in order."""
 
     @property
     def url(self) -> str:
@@ -63,6 +72,7 @@ class FakeSidecar:
         app.router.add_get("/_sidecar/events", self._events)
         app.router.add_get("/_sidecar/requests", self._requests)
         app.router.add_get("/_sidecar/requests/{id}", self._request)
+        app.router.add_get("/_sidecar/stats", self._stats)
         return app
 
     async def start(self) -> None:
@@ -91,8 +101,31 @@ class FakeSidecar:
     async def _health(self, request: web.Request) -> web.Response:
         return _json({
             "status": "ok", "version": "0.1.0", "started_at": self.started_at, "uptime_s": 1.0,
-            "listen": self.url, "providers": [{"id": "openai", "adapter": "openai",
-            "base_url": "http://fake", "needs_key": True, "has_key": True}],
+            "listen": self.url, "providers": self.providers,
+        })  # fmt: skip
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Aggregates `records` with `ts >= since` as the real store does (unpriced usage counted
+        apart, a bucket with only unpriced usage has `cost_usd: null`)."""
+        since = request.query.get("since")
+        self.stats_since.append(since)
+        rows = self.records
+        if since is not None:
+            try:
+                lo = _epoch(since)
+            except ValueError:
+                return web.json_response({"error": "bad since"}, status=400)
+            rows = [r for r in rows if _epoch(r["ts"]) >= lo]
+        by_p: dict[Any, list[dict[str, Any]]] = {}
+        by_m: dict[Any, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_p.setdefault(r["provider"], []).append(r)
+            by_m.setdefault((r["provider"], r["model"]), []).append(r)
+        return _json({
+            "since": since, "totals": _summarize(rows),
+            "by_provider": [{"provider": p, **_summarize(rs)} for p, rs in by_p.items()],
+            "by_model": [{"provider": p, "model": m, **_summarize(rs)} for (p, m), rs in by_m.items()],
+            "providers_health": self.providers_health,
         })  # fmt: skip
 
     async def _requests(self, request: web.Request) -> web.Response:
@@ -122,6 +155,23 @@ class FakeSidecar:
         finally:
             self._streams.remove(q)
         return resp
+
+
+def _epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def _summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    priced = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
+    unpriced = sum(1 for r in rows if r["cost_usd"] is None and (r["input_tokens"] or r["output_tokens"]))
+    return {
+        "requests": len(rows),
+        "errors": sum(1 for r in rows if r["status"] is None or r["status"] >= 400),
+        "input_tokens": sum(r["input_tokens"] or 0 for r in rows),
+        "output_tokens": sum(r["output_tokens"] or 0 for r in rows),
+        "cost_usd": None if not priced and unpriced else sum(priced),
+        "unpriced_requests": unpriced,
+    }
 
 
 def _json(data: Any) -> web.Response:

@@ -113,7 +113,8 @@ def test_core_modules_import_neither_textual_nor_sidecar() -> None:
     """The feed side must stay UI-free (and `import tui` cheap); the TUI reaches the proxy only
     over HTTP. Checked in a fresh interpreter, as Harlequin's import-hygiene test does."""
     code = (
-        "import sys, tui, tui.feed, tui.model, tui.row, tui.client, tui.format\n"
+        "import sys, tui, tui.feed, tui.model, tui.row, tui.client, tui.format, tui.filters, tui.view\n"
+        "import tui.spend, tui.providers\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'sidecar'))\n"
         "print(','.join(bad))\n"
     )

@@ -54,7 +54,11 @@ def collect(screen: Screen[object]) -> list[HelpEntry]:
     return entries
 
 
-def render(entries: list[HelpEntry]) -> Content:
+Section = tuple[str, list[tuple[str, str]]]
+"""(title, [(syntax, explanation)]): extra help a screen offers, e.g. the filter language."""
+
+
+def render(entries: list[HelpEntry], sections: list[Section] | None = None) -> Content:
     width = max((len(e.key) for e in entries), default=4) + 2
     parts: list[str | tuple[str, str]] = []
     group = None
@@ -66,6 +70,11 @@ def render(entries: list[HelpEntry]) -> Content:
         if e.binding_id:
             parts.append((f"  {e.binding_id}", "dim"))
         parts.append("\n")
+    for title, rows in sections or []:
+        parts += ["\n", (title, "bold $text-primary"), "\n"]
+        w = max((len(k) for k, _ in rows), default=4) + 2
+        for syntax, text in rows:
+            parts += [(f"  {syntax:<{w}}", "bold $text-accent"), text, "\n"]
     parts.append(("\nescape, q or ? closes this help", "dim"))
     return Content.assemble(*parts)
 
@@ -79,13 +88,14 @@ class HelpScreen(ModalScreen[None]):
         Binding("question_mark", "close", "Close", id="help.close_help", show=False),
     ]
 
-    def __init__(self, entries: list[HelpEntry]) -> None:
+    def __init__(self, entries: list[HelpEntry], sections: list[Section] | None = None) -> None:
         super().__init__()
         self.entries = entries
+        self.sections = sections or []
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(render(self.entries), id="help-text")
+            yield Static(render(self.entries, self.sections), id="help-text")
 
     def on_mount(self) -> None:
         self.query_one("#help").border_title = "Keys"

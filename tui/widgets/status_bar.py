@@ -35,6 +35,12 @@ class StatusView:
     follow: bool
     paused: bool
     paused_new: int
+    filter: str = ""
+    """The active filter expression ("" for none)."""
+    sort: str = ""
+    """"latency ▼" and so on; "" for the default (newest first)."""
+    marked: int = 0
+    marked_only: bool = False
 
     @classmethod
     def build(
@@ -47,6 +53,10 @@ class StatusView:
         follow: bool,
         paused: bool,
         paused_new: int,
+        filter: str = "",
+        sort: str = "",
+        marked: int = 0,
+        marked_only: bool = False,
     ) -> StatusView:
         return cls(
             connection=status.describe(),
@@ -62,6 +72,10 @@ class StatusView:
             follow=follow,
             paused=paused,
             paused_new=paused_new,
+            filter=filter,
+            sort=sort,
+            marked=marked,
+            marked_only=marked_only,
         )
 
 
@@ -100,10 +114,19 @@ class StatusBar(Horizontal):
             conn: tuple[str, str] = ("● " + v.connection, "$text-success")
         else:
             conn = ("○ " + v.connection, "bold $text-warning")
-        left: list[str | tuple[str, str]] = [conn]
+        left: list[str | tuple[str, str]] = []
+        if v.filter:
+            # First, so a narrow terminal cuts the connection text, not the filter in force.
+            left += [("filter ", "dim"), (v.filter, "bold $text-accent"), SEP]
+        left.append(conn)
         if v.version and v.state is FeedState.CONNECTED:
             left.append((f" v{v.version}", "dim"))
         right: list[str | tuple[str, str]] = [("rows ", "dim"), f"{v.shown}/{v.total}"]
+        if v.sort:
+            right += [SEP, ("sort ", "dim"), v.sort]
+        if v.marked or v.marked_only:
+            label = f"{v.marked} marked" + (" (only)" if v.marked_only else "")
+            right += [SEP, (label, "$text-accent")]
         right += [SEP, ("spend ", "dim"), (fmt_cost(v.cost_usd), "bold")]
         if v.unpriced:
             right.append((f" +{v.unpriced} unpriced", "$text-warning"))

@@ -9,11 +9,12 @@ from __future__ import annotations
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
 from tui import format as fmt
 from tui.model import Changes
 from tui.row import RequestRow
+from tui.view import sort_key
 
 MAX_ROWS = 5_000
 """Rows kept in the widget. DataTable measures rows on the event loop: ~1 s first paint at 10k
@@ -31,7 +32,7 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("status", "status", 6),
     ("attempts", "try", 4),
     ("ttft", "ttft", 7),
-    ("latency", "latency", 7),
+    ("latency", "latency", 8),
     ("tokens_in", "in", 7),
     ("tokens_out", "out", 7),
     ("cost", "cost", 11),
@@ -40,19 +41,20 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
 _RIGHT = {"ttft", "latency", "tokens_in", "tokens_out", "cost", "attempts"}
 
 
-class _OrderedText(Text):
-    """The time cell, carrying the row's (epoch, seq) so `DataTable.sort` (which only sees cell
-    values, not row keys) can order rows exactly, even within one second."""
+class _RowText(Text):
+    """The time cell, carrying its `RequestRow` so `DataTable.sort` (which only sees cell values,
+    not row keys) can order rows by any field of the row, exactly, even within one second."""
 
-    __slots__ = ("order",)
+    __slots__ = ("row",)
 
-    def __init__(self, text: str, order: tuple[float, int]) -> None:
+    def __init__(self, text: str, row: RequestRow) -> None:
         super().__init__(text, no_wrap=True, end="")
-        self.order = order
+        self.row = row
 
 
-def _order_key(cell: _OrderedText) -> tuple[float, int]:
-    return cell.order
+SORT_HEADERS = {"time": ("time",), "latency": ("latency",), "ttft": ("ttft",), "cost": ("cost",),
+                "tokens": ("tokens_in", "tokens_out")}  # fmt: skip
+"""Which column headers carry the sort arrow for each sort column of `tui.view.SORT_COLUMNS`."""
 
 
 class TrafficTable(DataTable[Text]):
@@ -70,14 +72,51 @@ class TrafficTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.shown: dict[str, RequestRow] = {}
         """The model rows currently in the widget, by id (also used to recolour on theme change)."""
+        self.marks: set[str] = set()
+        """Ids of marked requests (mitmproxy `m`); drawn with a marker before the route."""
+        self.sort_column = "time"
+        self.sort_flipped = False
         self._colors: dict[str, str] = {}
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
-            header = Text(label, justify="right" if key in _RIGHT else "left")
-            self.add_column(header, key=key, width=width)
+            self.add_column(self._header(key, label), key=key, width=width)
         self._load_colors()
         self.watch(self.app, "theme", self._on_theme, init=False)
+
+    def _header(self, key: str, label: str) -> Text:
+        active = key in SORT_HEADERS[self.sort_column]
+        if active:
+            label += "▲" if self.sort_flipped else "▼"
+        return Text(label, justify="right" if key in _RIGHT else "left", style="bold" if active else "")
+
+    def set_sort(self, column: str, flipped: bool) -> None:
+        """Order rows by `column` (see `tui.view.sort_key`) and put the arrow on its header."""
+        self.sort_column, self.sort_flipped = column, flipped
+        for key, label, _ in COLUMNS:
+            self.columns[ColumnKey(key)].label = self._header(key, label)
+        self._clear_caches()
+        anchor = self.selected_id()
+        self._sort()
+        if anchor is not None:
+            self.move_cursor(row=self.get_row_index(anchor))
+        self.refresh()
+
+    @property
+    def sort_label(self) -> str:
+        return f"{self.sort_column} {'▲' if self.sort_flipped else '▼'}"
+
+    def _sort(self) -> None:
+        column, flipped = self.sort_column, self.sort_flipped
+        self.sort("time", key=lambda cell: sort_key(cell.row, column, flipped), reverse=True)
+
+    def toggle_mark(self, rid: str) -> bool:
+        """Mark or unmark `rid`; returns whether it is marked now."""
+        marked = rid not in self.marks
+        (self.marks.add if marked else self.marks.discard)(rid)
+        if rid in self.shown:
+            self._patch(self.shown[rid])
+        return marked
 
     def _load_colors(self) -> None:
         tv = self.app.theme_variables
@@ -86,6 +125,7 @@ class TrafficTable(DataTable[Text]):
             "warning": tv.get("text-warning", tv.get("warning", "")),
             "error": tv.get("text-error", tv.get("error", "")),
             "pending": tv.get("text-primary", tv.get("primary", "")),
+            "mark": tv.get("text-accent", tv.get("accent", "")),
         }
 
     def _on_theme(self) -> None:
@@ -109,8 +149,8 @@ class TrafficTable(DataTable[Text]):
             return right(fmt.PENDING, "dim") if row.pending else right(fmt.fmt_ms(ms))
 
         return [
-            _OrderedText(fmt.fmt_time(row), row.order),
-            Text(fmt.fmt_route(row), no_wrap=True, overflow="ellipsis", end=""),
+            _RowText(fmt.fmt_time(row), row),
+            self._route(row),
             status,
             right(attempts, self._colors["warning"] if "↻" in attempts else ""),
             timing(row.ttft_ms),
@@ -120,6 +160,13 @@ class TrafficTable(DataTable[Text]):
             right(fmt.row_cost(row), "dim" if row.cost_usd is None else ""),
             Text("sse" if row.stream else "", style="dim", no_wrap=True, end=""),
         ]
+
+    def _route(self, row: RequestRow) -> Text:
+        route = Text(fmt.fmt_route(row), no_wrap=True, overflow="ellipsis", end="")
+        if row.id in self.marks:
+            mark = ("● ", f"bold {self._colors['mark']}")
+            route = Text.assemble(mark, route, no_wrap=True, overflow="ellipsis", end="")
+        return route
 
     def selected_id(self) -> str | None:
         """The request id under the cursor, if any."""
@@ -159,11 +206,11 @@ class TrafficTable(DataTable[Text]):
             if len(self.shown) > MAX_ROWS + SLACK:
                 self._rebuild_from_shown(follow, anchor=anchor)
                 return
-            self.sort("time", key=_order_key, reverse=True)
+            self._sort()
             self._restore_cursor(follow, anchor, old_index)
 
     def rebuild(self, rows: list[RequestRow], *, follow: bool) -> None:
-        """Replace everything with `rows` (newest first, at most MAX_ROWS)."""
+        """Replace everything with `rows` (newest first, at most MAX_ROWS; shown in sort order)."""
         anchor = self.selected_id()
         self.shown = {row.id: row for row in rows[:MAX_ROWS]}
         self._fill(follow, anchor)
@@ -176,7 +223,8 @@ class TrafficTable(DataTable[Text]):
 
     def _fill(self, follow: bool, anchor: str | None) -> None:
         self.clear()
-        for row in self.shown.values():  # already newest first
+        column, flipped = self.sort_column, self.sort_flipped
+        for row in sorted(self.shown.values(), key=lambda r: sort_key(r, column, flipped), reverse=True):
             self.add_row(*self.cells(row), key=row.id)
         self._restore_cursor(follow, anchor, None)
 
