@@ -75,10 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
+    _setup_logging(args.verbose)
     if not args.verbose:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
@@ -91,6 +88,29 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(command, args, config)
     except KeyboardInterrupt:
         return 130
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.INFO)
+    _log_through_queue(logging.StreamHandler())
+
+
+def _log_through_queue(handler: logging.Handler) -> None:
+    """Log records are handed to a queue and written by a thread: writing to a slow terminal, pipe or disk
+    must never stall the event loop that every proxied request runs on."""
+    import atexit
+    import logging.handlers
+    import queue
+
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    listener.start()
+    atexit.register(listener.stop)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(logging.handlers.QueueHandler(records))
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -240,13 +260,8 @@ def _up(config: Config) -> int:
 
 
 def _log_to_file(config: Config) -> None:
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(config.data_dir / "sidecar.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
+    _log_through_queue(logging.FileHandler(config.data_dir / "sidecar.log", encoding="utf-8"))
 
 
 def _tui(url: str) -> int:

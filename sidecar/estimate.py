@@ -103,54 +103,60 @@ def body_output_chars(fmt: str, body: bytes | None) -> int:
 
 
 class CountingStream:
-    """Wraps a relay's stream transform and counts the generated text it sends to the client.
+    """Wraps a relay's stream transform and keeps what it sends to the client, to count the generated text
+    only if the upstream never reports usage.
 
-    One extra SSE parse per chunk of output, on bytes already in memory; it never changes what is sent.
-    A Gemini JSON-array stream (no SSE framing) is counted by its ``"text"`` fields at the end.
+    Per chunk this is one bounded ``bytearray`` append (most streams do report usage, so parsing every chunk
+    a second time would be wasted); the parse happens once, at the end, when an estimate is needed. Past
+    `KEEP_BYTES` the count is scaled from the kept prefix. A Gemini JSON-array stream (no SSE framing) is
+    counted by its ``"text"`` fields.
     """
+
+    KEEP_BYTES = 4 * 1024 * 1024
 
     def __init__(self, inner: Any, fmt: str) -> None:
         self.inner = inner
         self.fmt = fmt
-        self.chars = 0
-        self._parser = SSEParser()
-        self._array: bytearray | None = None
+        self._kept = bytearray()
+        self._total = 0
 
     # the relay reads and writes these on the transform itself
     usage = property(lambda self: self.inner.usage)
     upstream_error = property(lambda self: self.inner.upstream_error)
     complete = property(lambda self: self.inner.complete)
 
-    def _count(self, out: bytes) -> bytes:
-        if not out:
-            return out
-        if self._array is None and self.chars == 0 and out.lstrip()[:1] == b"[":
-            self._array = bytearray()
-        if self._array is not None:
-            if len(self._array) < 16 * 1024 * 1024:
-                self._array += out
-            return out
-        for event in self._parser.feed(out):
-            if event.data and event.data[:1] == b"{":
-                try:
-                    self.chars += output_chars(self.fmt, orjson.loads(event.data))
-                except orjson.JSONDecodeError:
-                    pass
+    def _keep(self, out: bytes) -> bytes:
+        if out:
+            self._total += len(out)
+            if len(self._kept) < self.KEEP_BYTES:
+                self._kept += out
         return out
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._count(self.inner.feed(chunk))
+        return self._keep(self.inner.feed(chunk))
 
     def finish(self, incomplete_message: str) -> bytes:
-        return self._count(self.inner.finish(incomplete_message))
+        return self._keep(self.inner.finish(incomplete_message))
 
     def fail(self, message: str) -> bytes:
-        return self._count(self.inner.fail(message))
+        return self._keep(self.inner.fail(message))
 
     def relayed_chars(self) -> int:
-        if self._array is not None:
-            return sum(len(m.group(1)) for m in _GEMINI_TEXT.finditer(self._array))
-        return self.chars
+        kept = bytes(self._kept)
+        if kept.lstrip()[:1] == b"[":
+            chars = sum(len(m.group(1)) for m in _GEMINI_TEXT.finditer(kept))
+        else:
+            chars = 0
+            parser = SSEParser()
+            for event in [*parser.feed(kept), *parser.flush()]:
+                if event.data and event.data[:1] == b"{":
+                    try:
+                        chars += output_chars(self.fmt, orjson.loads(event.data))
+                    except orjson.JSONDecodeError:
+                        pass
+        if self._total > len(kept) and kept:
+            chars = int(chars * self._total / len(kept))
+        return chars
 
 
 def estimate(partial: Usage | None, input_chars: int, out_chars: int) -> Usage:

@@ -8,6 +8,7 @@ overrides from the config. An unknown model costs ``None`` — shown as unknown,
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ class PriceBook:
         self._providers = providers
         self._overrides = overrides or {}
         self._models: dict[tuple[str, str], tuple[Any, Any] | None] = {}
+        self._rate_cache: dict[tuple[str, str], tuple[Any, _Rates | None]] = {}
 
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:
         override = self._overrides.get(f"{provider}/{model}")
@@ -39,6 +41,9 @@ class PriceBook:
         if found is None:
             return None
         catalog_provider, model_info = found
+        rates = self._rates(provider, model, model_info)
+        if rates is not None and usage.input < rates.tier_start:
+            return rates.cost(usage)
         try:
             calc = model_info.calc_price(
                 genai_prices.Usage(
@@ -55,6 +60,35 @@ class PriceBook:
             return None
         return float(calc.total_price)
 
+    def _rates(self, provider: str, model: str, model_info: Any) -> _Rates | None:
+        """Flat per-million rates for today, cached: the catalog's own calculation costs ~70 µs a request,
+        and pricing runs for every request. Tiered prices use their base rate below the first tier; above
+        it (and for anything unusual) the catalog computes the cost itself."""
+        today = datetime.now(tz=UTC).date()
+        key = (provider, model)
+        cached = self._rate_cache.get(key)
+        if cached is not None and cached[0] == today:
+            return cached[1]
+        rates: _Rates | None = None
+        try:
+            price = model_info.get_prices(datetime.now(tz=UTC))
+            tier_start = float("inf")
+            values = {}
+            for field in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
+                v = getattr(price, field, None)
+                if v is not None and hasattr(v, "base"):  # TieredPrices
+                    if v.tiers:
+                        tier_start = min(tier_start, min(t.start for t in v.tiers))
+                    v = v.base
+                values[field] = None if v is None else float(v)
+            if values["input_mtok"] is not None and values["output_mtok"] is not None:
+                rates = _Rates(values["input_mtok"], values["output_mtok"], values["cache_read_mtok"],
+                               values["cache_write_mtok"], tier_start)
+        except Exception:  # an unusual catalog entry: leave it to calc_price
+            rates = None
+        self._rate_cache[key] = (today, rates)
+        return rates
+
     def knows(self, provider: str, model: str) -> bool:
         return f"{provider}/{model}" in self._overrides or self._lookup(provider, model) is not None
 
@@ -70,6 +104,19 @@ class PriceBook:
             found = None
         self._models[key] = found
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    input: float
+    output: float
+    cache_read: float | None
+    cache_write: float | None
+    tier_start: float
+    """Input tokens from which a higher tier applies (inf when flat)."""
+
+    def cost(self, usage: Usage) -> float:
+        return _cost_from_override(Price(self.input, self.output, self.cache_read, self.cache_write), usage)
 
 
 def _cost_from_override(price: Price, usage: Usage) -> float:

