@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from sidecar import control, formats, metrics
+from sidecar import access, control, formats, metrics
 from sidecar.config import Config
 from sidecar.events import EventBus
 from sidecar.keys import KeyCache, KeyStore
@@ -20,12 +20,15 @@ from sidecar.pricing import PriceBook
 from sidecar.proxy import Proxy
 from sidecar.state import STATE, SidecarState
 from sidecar.store import RequestStore
+from sidecar.tokens import TokenCache
 from sidecar.upstream import make_session
 
 MAX_BODY = 64 * 1024 * 1024
 """Requests carry base64 images and PDFs: aiohttp's 1 MiB default would refuse them with a 413."""
 
 routes = web.RouteTableDef()
+ACCESS = web.AppKey("sidecar_access", access.Access)
+"""The app's access rules; ``app[ACCESS].internal_tokens`` holds tokens known only to this process."""
 
 
 def _proxy(request: web.Request) -> Proxy:
@@ -113,10 +116,14 @@ def build_app(
     listen_url: str = "",
 ) -> web.Application:
     """The proxy application. ``store`` is opened and closed with the app when given."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_in_callers_format])
+    rules = access.Access(config, TokenCache(config.data_dir), _format_for_path)
+    app = web.Application(client_max_size=MAX_BODY,
+                          middlewares=[access.middleware(rules), errors_in_callers_format])
     state = SidecarState(config=config, keys=KeyCache(keys), bus=bus or EventBus(), store=store,
                          listen_url=listen_url)
     app[STATE] = state
+    app[ACCESS] = rules
+    app.on_response_prepare.append(access.add_cors_headers)
     app.add_routes(routes)
     app.add_routes(control.routes)
     metrics.install(app, state.bus)  # GET /metrics; app[metrics.METRICS].gauge_providers is the extension point

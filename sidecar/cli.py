@@ -48,8 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"llm-sidecar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("up", parents=[common], help="run the proxy and the terminal UI in one process (default)")
-    sub.add_parser("serve", parents=[common], help="run the proxy headless")
+    for name, text in (("up", "run the proxy and the terminal UI in one process (default)"),
+                       ("serve", "run the proxy headless")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("--allow-remote", action="store_true",
+                       help="allow a non-loopback --host (needs a client token or require_token)")
     tui = sub.add_parser("tui", parents=[common], help="attach the terminal UI to a running proxy")
     tui.add_argument("--url", help="the sidecar's URL (default http://HOST:PORT)")
     demo = sub.add_parser("demo", parents=[common], help="simulated providers and sample traffic; no keys needed")
@@ -63,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", parents=[common], help="which providers have a key (masked)")
     env = sub.add_parser("env", parents=[common], help="shell lines pointing SDKs and agents at the sidecar")
     env.add_argument("--shell", choices=SHELLS, help="syntax (default: from $SHELL)")
+    tokens = sub.add_parser("tokens", parents=[common], help="client tokens: one per local app")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    create = tokens_sub.add_parser("create", parents=[common], help="create a token and print it once")
+    create.add_argument("name", help="the client's name (shown in the TUI, used by [budgets.clients.NAME])")
+    create.add_argument("--ttl", type=float, help="expire after this many seconds (default: never)")
+    tokens_sub.add_parser("list", parents=[common], help="token names, creation and expiry (never the tokens)")
+    revoke = tokens_sub.add_parser("revoke", parents=[common], help="revoke every token with this name")
+    revoke.add_argument("name")
+    run = sub.add_parser("exec", parents=[common],
+                         help="run a program with the sidecar env and its own short-lived client token")
+    run.add_argument("--client", help="the client name (default: the command's basename)")
+    run.add_argument("--ttl", type=float, default=12 * 3600,
+                     help="token lifetime in seconds if the program outlives it (default 12 h)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     sub.add_parser("doctor", parents=[common], help="check keyring, config, data dir and the running proxy")
     sub.add_parser("pause", parents=[common], help="stop all upstream traffic of the running proxy (503 to clients)")
     sub.add_parser("resume", parents=[common], help="let the running proxy's traffic through again")
@@ -125,12 +142,23 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
-    if command == "serve":
-        return _run(_serve(config))
-    if command == "up":
-        return _up(config)
+    if command in ("serve", "up"):
+        refusal = _remote_refusal(config, getattr(args, "allow_remote", False))
+        if refusal:
+            print(f"error: {refusal}", file=sys.stderr)
+            return 2
+        return _run(_serve(config)) if command == "serve" else _up(config)
     if command == "tui":
-        return _tui(args.url or _local_url(config))
+        with _session_token(config, "tui"):
+            return _tui(args.url or _local_url(config))
+    if command == "tokens":
+        from sidecar.cmd_tokens import run_tokens
+
+        return run_tokens(args, config)
+    if command == "exec":
+        from sidecar.cmd_tokens import run_exec
+
+        return run_exec(args.cmd, client=args.client, ttl=args.ttl, config=config, base_url=_local_url(config))
     if command == "demo":
         from sidecar.demo import run_demo
 
@@ -142,7 +170,8 @@ def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
         sys.stdout.write(render(env_vars(_local_url(config)), shell))
         return 0
     if command in ("pause", "resume"):
-        return _pause(command, _local_url(config))
+        with _session_token(config, "cli"):
+            return _pause(command, _local_url(config))
     if command == "spend":
         from sidecar.spend_report import run_spend
 
@@ -177,8 +206,10 @@ def _pause(command: str, url: str) -> int:
     import orjson
 
     try:
+        token = os.environ.get("SIDECAR_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         with urllib.request.urlopen(urllib.request.Request(f"{url}/_sidecar/{command}", method="POST",
-                                                           data=b""), timeout=5) as resp:
+                                                           data=b"", headers=headers), timeout=5) as resp:
             changed = orjson.loads(resp.read()).get("changed")
     except urllib.error.HTTPError as exc:
         print(f"error: the sidecar at {url} answered {exc.code} to {command}", file=sys.stderr)
@@ -213,8 +244,11 @@ async def _start(config: Config):  # noqa: ANN202 - returns (runner, url, app)
 
     for warning in config.warnings:
         log.warning("%s", warning)
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s: other machines can reach this proxy and spend your keys", config.host)
+    if not is_loopback_bind(config.host):
+        _warn_remote(config)
+        if config.host not in ("0.0.0.0", "::", "") and config.host.lower() not in config.allowed_hosts:
+            # Clients reach it by this address: an IP literal or the name the user chose, never a rebound name.
+            config = replace(config, allowed_hosts=(*config.allowed_hosts, config.host.lower()))
     store = RequestStore(config.db_path, body_cap=config.body_cap_bytes)
     app = build_app(config, keys=KeyringStore(), store=store)
     runner, url = await start_server(app, config.host, config.port)
@@ -248,15 +282,102 @@ def _up(config: Config) -> int:
         return 1
 
     async def both() -> int:
-        runner, url, _app = await _start(config)
+        import secrets
+
+        from sidecar.app import ACCESS
+
+        runner, url, app = await _start(config)
         _log_to_file(config)  # log lines on the terminal would scribble over the UI
+        token = "sct_" + secrets.token_urlsafe(24)  # known only to this process: its own TUI's token
+        app[ACCESS].internal_tokens[token] = "tui"
+        os.environ["SIDECAR_TOKEN"] = token
         try:
             await SidecarApp(url).run_async()
         finally:
+            os.environ.pop("SIDECAR_TOKEN", None)
             await runner.cleanup()
         return 0
 
     return _run(both())
+
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback_bind(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _remote_refusal(config: Config, allow_remote: bool) -> str | None:
+    """Why a non-loopback bind is refused, or None when it may go ahead."""
+    if is_loopback_bind(config.host):
+        return None
+    if not allow_remote:
+        return (f"refusing to listen on {config.host}: that lets other machines use your provider keys. "
+                "Pass --allow-remote to mean it (it also needs a client token: `sidecar tokens create NAME`, "
+                "or [server] require_token = true)")
+    from sidecar.tokens import TokenError, TokenStore
+
+    try:
+        has_token = any(not e.ephemeral for e in TokenStore(config.data_dir).list())
+    except TokenError as exc:
+        return str(exc)
+    if not (has_token or config.require_token):
+        return (f"refusing to listen on {config.host} without client tokens: create one first with "
+                "`sidecar tokens create NAME` (or set [server] require_token = true)")
+    return None
+
+
+def _warn_remote(config: Config) -> None:
+    bar = "!" * 78
+    lines = [bar, f"!! WARNING: llm-sidecar is listening on {config.host}, reachable from other machines.",
+             "!! Anyone with a client token can spend your provider keys; requests without one get 401.",
+             "!! Traffic to the sidecar is plain HTTP: tokens and prompts cross the network unencrypted."]
+    if config.host in ("0.0.0.0", "::", ""):
+        lines.append("!! Remote clients must use a Host listed in [server] allowed_hosts, else they get 403.")
+    lines.append(bar)
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
+        if line != bar:
+            log.warning("%s", line.strip("! "))
+
+
+def _session_token(config: Config, name: str):  # noqa: ANN202 - a context manager yielding the token or None
+    """An ephemeral token for a CLI command that talks to the running proxy (TUI, pause), exported as
+    ``SIDECAR_TOKEN`` for the duration; nothing when the data dir is not writable."""
+    import contextlib
+
+    from sidecar.tokens import TokenError, TokenStore
+
+    @contextlib.contextmanager
+    def scope():  # noqa: ANN202
+        if os.environ.get("SIDECAR_TOKEN"):
+            yield os.environ["SIDECAR_TOKEN"]
+            return
+        cm = None
+        try:
+            store = TokenStore(config.data_dir)
+            # An open proxy needs no token; and one it might not know (another data dir) would only get a 401.
+            if config.require_token or any(not e.ephemeral for e in store.list()):
+                cm = store.temporary(name, ttl=24 * 3600)
+                os.environ["SIDECAR_TOKEN"] = cm.__enter__()
+        except (TokenError, OSError):
+            cm = None
+        try:
+            yield os.environ.get("SIDECAR_TOKEN")
+        finally:
+            if cm is not None:
+                os.environ.pop("SIDECAR_TOKEN", None)
+                cm.__exit__(None, None, None)
+
+    return scope()
 
 
 def _log_to_file(config: Config) -> None:

@@ -106,6 +106,12 @@ class Budgets:
 class Config:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values accepted besides loopback names (DNS-rebinding defence); ``name`` or ``name:port``."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins (``scheme://host[:port]``) allowed to call the sidecar cross-origin."""
+    require_token: bool = False
+    """Require a client token even when no persistent token exists yet."""
     providers: dict[str, ProviderPreset] = field(default_factory=lambda: dict(PRESETS))
     models: dict[str, ModelAlias] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -152,13 +158,21 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Conf
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     server = _table(raw, "server")
     store = _table(raw, "store")
-    _no_unknown(server, "server", {"host", "port"})
+    _no_unknown(server, "server", {"host", "port", "allowed_hosts", "allowed_origins", "require_token"})
     _no_unknown(store, "store", {"bodies", "body_cap_kb", "data_dir"})
     kwargs: dict[str, Any] = {"source": source}
     if "host" in server:
         kwargs["host"] = _typed(server, "host", str, "server")
     if "port" in server:
         kwargs["port"] = _port(server["port"])
+    for key in ("allowed_hosts", "allowed_origins"):
+        if key in server:
+            values = _typed(server, key, list, "server")
+            if not all(isinstance(v, str) and v.strip() and v.strip() != "*" for v in values):
+                raise ConfigError(f"[server] {key} must be a list of non-empty strings (no wildcard '*')")
+            kwargs[key] = tuple(v.strip().lower().rstrip("/") for v in values)
+    if "require_token" in server:
+        kwargs["require_token"] = _typed(server, "require_token", bool, "server")
     if "bodies" in store:
         kwargs["store_bodies"] = _typed(store, "bodies", bool, "store")
     if "body_cap_kb" in store:

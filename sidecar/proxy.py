@@ -284,15 +284,32 @@ class Proxy:
             upstream_fmt = "openai_chat"
         client_codec, upstream_codec = formats.codec(ex.fmt), formats.codec(upstream_fmt)
         if ex.ir is None:
-            ex.ir = client_codec.parse_request(
-                ex.parsed, model=ex.record.requested_model if ex.fmt == "gemini" else None, stream=ex.record.stream
-            )
+            try:
+                ex.ir = client_codec.parse_request(
+                    ex.parsed, model=ex.record.requested_model if ex.fmt == "gemini" else None,
+                    stream=ex.record.stream,
+                )
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                # The codecs check the shapes they know; a value of a type nobody expected is still the
+                # request's fault, so it is a 400 naming the format, never a 500.
+                if isinstance(exc, TranslationError):
+                    raise
+                raise TranslationError("", f"the request is not a valid {ex.fmt} request: a field has a value "
+                                           f"of the wrong type ({type(exc).__name__})") from None
         if not upstream_codec.ACCEPTS_IMAGE_URLS and not ex.images_inlined:
             await inline_image_urls(ex.ir, self.session)
             ex.images_inlined = True
-        body_obj, warnings = upstream_codec.build_request(ex.ir, target.model)
-        if upstream_fmt == "openai_chat" and not provider.stream_usage:
-            body_obj.pop("stream_options", None)  # a compat server that rejects the field it doesn't know
+        try:
+            body_obj, warnings = upstream_codec.build_request(ex.ir, target.model)
+            if upstream_fmt == "openai_chat" and not provider.stream_usage:
+                body_obj.pop("stream_options", None)  # a compat server that rejects the field it doesn't know
+            body_bytes = orjson.dumps(body_obj)
+        except TranslationError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, orjson.JSONEncodeError) as exc:
+            log.warning("translating %s to %s failed on an unexpected value: %r", ex.fmt, upstream_fmt, exc)
+            raise TranslationError("", f"the request cannot be translated for {provider.id}: a field has an "
+                                       f"out-of-range or unexpected value ({type(exc).__name__})") from None
         client_model = ex.record.requested_model
         ir = ex.ir
         include_usage = ir.include_usage
@@ -302,7 +319,7 @@ class Proxy:
         return UpstreamPlan(
             url=chat_url(provider, upstream_fmt, target.model, stream=stream),
             params={"alt": "sse"} if upstream_fmt == "gemini" and stream else None,
-            body=orjson.dumps(body_obj),
+            body=body_bytes,
             upstream_fmt=upstream_fmt,
             warnings=warnings,
             content_type="text/event-stream" if stream else "application/json",
@@ -495,7 +512,13 @@ def _max_tokens(parsed: dict[str, Any]) -> int | None:
 
 
 def client_label(request: web.Request) -> str | None:
-    """Who is calling: an explicit ``X-Sidecar-Client`` label, else the SDK's user agent."""
+    """Who is calling: the name of the client token it presented (authoritative), else an explicit
+    ``X-Sidecar-Client`` label, else the SDK's user agent."""
+    from sidecar.access import client_of  # sidecar.access sets it; imported here to keep proxy's imports flat
+
+    token_client = client_of(request)
+    if token_client:
+        return str(token_client)
     label = request.headers.get("x-sidecar-client") or request.headers.get("user-agent")
     return label[:80] if label else None
 

@@ -34,6 +34,10 @@ async def relay_body(
     proxy: Proxy, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse, deadline: float,
     transform: BodyTransform, *, content_type: str | None = None,
 ) -> web.StreamResponse | Failure:
+    if resp.content_type == "text/html":
+        # A captive portal's or a misconfigured proxy's page, not an API answer: fail over, or a 502 in the
+        # caller's format (an SDK cannot parse HTML).
+        return Failure(502, f"{ex.record.provider} answered with an HTML page instead of an API response")
     try:
         async with asyncio.timeout_at(deadline):
             data = await resp.read()

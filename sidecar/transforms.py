@@ -187,7 +187,7 @@ def passthrough_body(fmt_module: ModuleType, data: bytes,
     try:
         usage = fmt_module.usage_from_response(orjson.loads(data))
     except (orjson.JSONDecodeError, TypeError, AttributeError):
-        return data, None  # not JSON or no usage: relayed all the same, recorded without tokens
+        usage = None  # not JSON or no usage: pass-through relays it byte for byte, recorded without tokens
     return (rename.apply(data) if rename else data), usage
 
 

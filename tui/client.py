@@ -7,6 +7,7 @@ can attach to a sidecar started elsewhere, and the proxy never waits on a slow U
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
@@ -131,7 +132,11 @@ class ControlClient:
     def _http(self) -> aiohttp.ClientSession:
         # Created lazily: a ClientSession must be built inside the running event loop.
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "llm-sidecar-tui"})
+            headers = {"User-Agent": "llm-sidecar-tui"}
+            token = os.environ.get("SIDECAR_TOKEN")  # a client token, when the sidecar requires one
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            self._session = aiohttp.ClientSession(headers=headers)
         return self._session
 
     async def close(self) -> None:
