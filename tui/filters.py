@@ -148,8 +148,9 @@ class _Text(Filter):
             raise FilterError(f"~{self.code}: bad regular expression: {exc.msg}", pos) from None
         self.pattern = pattern
 
+    @abstractmethod
     def fields(self, row: RequestRow) -> tuple[str | None, ...]:
-        raise NotImplementedError
+        """The row's texts this filter searches."""
 
     def __call__(self, row: RequestRow) -> bool:
         return any(f and self.regex.search(f) for f in self.fields(row))
@@ -229,11 +230,13 @@ class _Compare(Filter):
         self.text = text.strip()  # set first: error messages quote the whole argument
         self.limit = self.number(m[2], pos)
 
+    @abstractmethod
     def number(self, text: str, pos: int) -> float:
-        raise NotImplementedError
+        """The limit written in the filter, in this filter's unit (raises FilterError if malformed)."""
 
+    @abstractmethod
     def value(self, row: RequestRow) -> float | None:
-        raise NotImplementedError
+        """The row's value to compare, or None when unknown (never matches)."""
 
     def __call__(self, row: RequestRow) -> bool:
         v = self.value(row)
