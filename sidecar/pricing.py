@@ -33,6 +33,25 @@ class PriceBook:
         self._models: dict[tuple[str, str], tuple[Any, Any] | None] = {}
         self._rate_cache: dict[tuple[str, str], tuple[Any, _Rates | None]] = {}
 
+    def cost_breakdown(self, provider: str, model: str, usage: Usage) -> tuple[float | None, dict[str, Any] | None]:
+        """The cost and how it was computed: tokens × rate per meter, and where the rates came from.
+
+        Kept on each record so a number can be audited later (prices change; the record keeps the rates used).
+        """
+        override = self._overrides.get(f"{provider}/{model}")
+        if override is not None:
+            rates = _Rates(override.input, override.output, override.cache_read, override.cache_write, float("inf"))
+            return rates.cost(usage), rates.breakdown(usage, "config [prices] override")
+        found = self._lookup(provider, model)
+        if found is None:
+            return None, None
+        rates = self._rates(provider, model, found[1])
+        total = self.cost(provider, model, usage)
+        if rates is not None and usage.input < rates.tier_start and total is not None:
+            return total, rates.breakdown(usage, CATALOG_VERSION)
+        return total, None if total is None else {"source": CATALOG_VERSION, "total_usd": total,
+                                                  "note": "tiered or special price: computed by the catalog"}
+
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:
         override = self._overrides.get(f"{provider}/{model}")
         if override is not None:
@@ -117,6 +136,20 @@ class _Rates:
 
     def cost(self, usage: Usage) -> float:
         return _cost_from_override(Price(self.input, self.output, self.cache_read, self.cache_write), usage)
+
+    def breakdown(self, usage: Usage, source: str) -> dict[str, Any]:
+        """Each meter as tokens × USD per million: the same arithmetic as `cost`, written out."""
+        read_rate = self.input if self.cache_read is None else self.cache_read
+        write_rate = self.input if self.cache_write is None else self.cache_write
+        meters = [
+            ("input (uncached)", max(usage.input - usage.cache_read - usage.cache_write, 0), self.input),
+            ("cache read", usage.cache_read, read_rate),
+            ("cache write", usage.cache_write, write_rate),
+            ("output (incl. reasoning)", usage.output, self.output),
+        ]
+        rows = [{"meter": name, "tokens": n, "usd_per_mtok": rate, "usd": round(n * rate / 1_000_000, 10)}
+                for name, n, rate in meters if n]
+        return {"source": source, "meters": rows, "total_usd": self.cost(usage)}
 
 
 def _cost_from_override(price: Price, usage: Usage) -> float:

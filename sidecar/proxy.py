@@ -393,7 +393,7 @@ class Proxy:
             rec.cache_read_tokens, rec.cache_write_tokens, rec.reasoning_tokens = u.cache_read, u.cache_write, u.reasoning
             rec.usage_source = rec.usage_source or "reported"
             if rec.provider and rec.model:
-                rec.cost_usd = self.prices.cost(rec.provider, rec.model, u)
+                rec.cost_usd, rec.cost_breakdown = self.prices.cost_breakdown(rec.provider, rec.model, u)
         rec.error = scrub_text(rec.error, ex.secret)
         for attempt in rec.attempts:
             attempt.error = scrub_text(attempt.error, ex.secret)

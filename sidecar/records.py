@@ -53,6 +53,8 @@ class RequestRecord:
     """The calling app's label (user agent for now; a client token's name later)."""
     path: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    cost_breakdown: dict[str, Any] | None = None
+    """How ``cost_usd`` was computed: per meter tokens × USD per million, and the price source/version."""
 
     def to_dict(self) -> dict[str, Any]:
         """Written out by hand: ``dataclasses.asdict`` deep-copies generically and costs ~18 µs a request."""
@@ -66,4 +68,5 @@ class RequestRecord:
             "client": self.client, "path": self.path,
             "attempts": [{"provider": a.provider, "model": a.model, "status": a.status, "error": a.error,
                           "duration_ms": a.duration_ms} for a in self.attempts],
+            "cost_breakdown": self.cost_breakdown,
         }

@@ -35,6 +35,7 @@ BUSY_TIMEOUT_S = 5.0
 
 _COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
 _COLS_SQL = ", ".join(_COLUMNS)
+_JSON_COLUMNS = frozenset({"attempts", "cost_breakdown"})
 _INSERT_REQUEST = (f"INSERT OR REPLACE INTO requests ({_COLS_SQL})"
                    f" VALUES ({', '.join('?' * len(_COLUMNS))})")
 # A record is often added twice (stream start, stream end) with different bodies known
@@ -74,7 +75,11 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+def _m002_cost_breakdown(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE requests ADD COLUMN cost_breakdown TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_cost_breakdown]
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -172,7 +177,7 @@ class RequestStore:
         if data is None:
             data = record.to_dict()
         row = tuple(
-            int(data[c]) if c == "stream" else orjson.dumps(data[c]).decode() if c == "attempts" else data[c]
+            int(data[c]) if c == "stream" else orjson.dumps(data[c]).decode() if c in _JSON_COLUMNS else data[c]
             for c in _COLUMNS
         )
         bodies = None
@@ -288,6 +293,8 @@ class RequestStore:
         data = dict(zip(_COLUMNS, row))
         data["stream"] = bool(data["stream"])
         data["attempts"] = orjson.loads(data["attempts"])
+        breakdown = data.get("cost_breakdown")
+        data["cost_breakdown"] = orjson.loads(breakdown) if breakdown else None
         return data
 
     def recent(self, limit: int = 50, *, before: str | None = None, provider: str | None = None,
