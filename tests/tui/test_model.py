@@ -129,3 +129,13 @@ def test_route_status_and_attempt_formatting() -> None:
     assert fmt.fmt_attempts(row) == "2 ↻" and fmt.status_level(row) == "success"
     assert fmt.fmt_ms(850) == "850ms" and fmt.fmt_ms(1234) == "1.23s" and fmt.fmt_ms(125_000) == "2m05s"
     assert fmt.fmt_tokens(1234) == "1,234" and fmt.fmt_tokens(None) == "-"
+
+
+def test_detail_cost_formula_lists_each_meter():
+    from tui.screens.detail import cost_formula
+
+    text = cost_formula({"source": "genai-prices 0.2.3", "total_usd": 0.0000051, "meters": [
+        {"meter": "input (uncached)", "tokens": 4, "usd_per_mtok": 0.15, "usd": 6e-7},
+        {"meter": "output (incl. reasoning)", "tokens": 7, "usd_per_mtok": 0.6, "usd": 4.2e-6}]}).plain
+    assert "input (uncached)" in text and "× $0.15/M" in text and "genai-prices 0.2.3" in text
+    assert cost_formula(None).plain == ""

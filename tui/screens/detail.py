@@ -86,6 +86,22 @@ def usage(row: RequestRow) -> Content:
     return Content.assemble(*parts)
 
 
+def cost_formula(breakdown: Any) -> Content:
+    """The record's cost ledger: tokens × USD per million per meter, and where the rates came from."""
+    if not isinstance(breakdown, dict):
+        return Content("")
+    parts: list[Part] = []
+    for m in breakdown.get("meters") or []:
+        if isinstance(m, dict):
+            parts += [(f"\n  {m.get('meter', '?'):<26}", "dim"),
+                      f"{m.get('tokens', 0):>9,} × ${m.get('usd_per_mtok', 0):g}/M = ",
+                      (fmt.fmt_cost(m.get("usd")), "bold")]
+    if note := breakdown.get("note"):
+        parts.append((f"\n  {note}", "dim"))
+    parts.append((f"\n  prices: {breakdown.get('source', '?')}", "dim"))
+    return Content.assemble(*parts)
+
+
 def body(text: Any, *, truncated: bool) -> Content:
     """Pretty-print JSON (else show the raw text, e.g. a recorded SSE stream) and highlight it.
 
@@ -160,6 +176,8 @@ class DetailScreen(Screen[None]):
         try:
             self.row = RequestRow.from_record(rec)
             self._show(self.row)
+            self.query_one("#usage", Static).update(
+                Content.assemble(usage(self.row), cost_formula(rec.get("cost_breakdown"))))
         except ValueError:
             pass  # no usable id in the answer: keep the summary we had
         truncated = bool(rec.get("bodies_truncated"))
