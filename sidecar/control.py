@@ -8,6 +8,12 @@
 - ``POST /_sidecar/pause``       — the emergency brake: every generation request gets a 503 until resumed
 - ``POST /_sidecar/resume``      — lets traffic through again (so does a restart: the state is in memory)
 - ``GET /_sidecar/budgets``      — each configured cap with spend so far and when it resets
+- ``GET /_sidecar/keys``         — each provider: whether its key is in the keyring and a masked hint
+- ``PUT /_sidecar/keys/{provider}``    — store a key (``{"key": "..."}``) in the keyring; answers the hint
+- ``DELETE /_sidecar/keys/{provider}`` — remove a provider's key from the keyring
+
+Key writes never echo, log or publish the key: answers and events carry the provider and ``keys.mask()``
+only. They are accepted from loopback peers only, so a key never crosses the network in plain HTTP.
 
 Store reads run in a thread: SQLite must never block the event loop the proxy runs on.
 """
@@ -15,6 +21,7 @@ Store reads run in a thread: SQLite must never block the event loop the proxy ru
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -23,7 +30,7 @@ import orjson
 from aiohttp import web
 
 from sidecar import __version__
-from sidecar.keys import KeyStoreError
+from sidecar.keys import KeyStoreError, mask
 from sidecar.state import STATE
 from sidecar.util import utc_now_iso
 
@@ -168,3 +175,100 @@ async def stats(request: web.Request) -> web.Response:
         return _bad("since must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z")
     data["providers_health"] = health
     return _json(data)
+
+
+# --- provider keys ----------------------------------------------------------------------------
+
+log = logging.getLogger("sidecar.control")
+MAX_KEY_CHARS = 4096
+
+
+def _provider_or_404(request: web.Request) -> tuple[Any, web.Response | None]:
+    state = request.app[STATE]
+    pid = request.match_info["provider"]
+    provider = state.config.providers.get(pid)
+    if provider is None:
+        return None, _bad(f"no provider {pid[:100]!r} in the configuration", 404)
+    return provider, None
+
+
+def _loopback_peer(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address((request.remote or "").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _keys_listing(store: Any, providers: list[Any]) -> list[dict[str, Any]]:
+    """Runs in a thread: one keyring lookup per provider (each may be a D-Bus round trip)."""
+    out = []
+    for p in providers:
+        has_key: bool | None
+        hint: str | None = None
+        try:
+            secret = store.get(p.id)
+            has_key = bool(secret)
+            hint = mask(secret) if secret else None
+        except KeyStoreError:
+            has_key = None  # unknown: the keyring itself is unavailable
+        out.append({"provider": p.id, "adapter": p.adapter, "needs_key": p.needs_key,
+                    "has_key": has_key, "hint": hint})
+    return out
+
+
+@routes.get("/_sidecar/keys")
+async def keys_list(request: web.Request) -> web.Response:
+    """Which providers have a key (read fresh from the keyring, not the proxy's cache); never the keys."""
+    state = request.app[STATE]
+    providers = list(state.config.providers.values())
+    return _json({"keys": await asyncio.to_thread(_keys_listing, state.keys.store, providers)})
+
+
+@routes.put("/_sidecar/keys/{provider}")
+async def keys_set(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    provider, missing = _provider_or_404(request)
+    if missing is not None:
+        return missing
+    if not _loopback_peer(request):
+        return _bad("provider keys can be set only from this machine (a loopback address)", 403)
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return _bad('expected a JSON body {"key": "..."}')  # never the body: it may be the key
+    secret = body.get("key") if isinstance(body, dict) else None
+    if not isinstance(secret, str) or not secret.strip():
+        return _bad('expected a JSON body {"key": "..."} with a non-empty key')
+    secret = secret.strip()
+    if len(secret) > MAX_KEY_CHARS or any(c.isspace() or not c.isprintable() for c in secret):
+        return _bad(f"the key must be at most {MAX_KEY_CHARS} printable characters with no spaces")
+    try:
+        await asyncio.to_thread(state.keys.store.set, provider.id, secret)
+    except KeyStoreError as exc:
+        return _bad(str(exc), 503)
+    finally:
+        state.keys.invalidate(provider.id)
+    hint = mask(secret)
+    log.info("key for provider %s set via the control API", provider.id)
+    state.bus.publish("key_changed", {"ts": utc_now_iso(), "provider": provider.id, "action": "set"})
+    return _json({"provider": provider.id, "hint": hint})
+
+
+@routes.delete("/_sidecar/keys/{provider}")
+async def keys_delete(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    provider, missing = _provider_or_404(request)
+    if missing is not None:
+        return missing
+    if not _loopback_peer(request):
+        return _bad("provider keys can be deleted only from this machine (a loopback address)", 403)
+    try:
+        deleted = await asyncio.to_thread(state.keys.store.delete, provider.id)
+    except KeyStoreError as exc:
+        return _bad(str(exc), 503)
+    finally:
+        state.keys.invalidate(provider.id)
+    if deleted:
+        log.info("key for provider %s deleted via the control API", provider.id)
+        state.bus.publish("key_changed", {"ts": utc_now_iso(), "provider": provider.id, "action": "deleted"})
+    return _json({"provider": provider.id, "deleted": deleted})

@@ -13,10 +13,11 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui.client import ControlClient
+from tui.client import ControlClient, describe_error
 from tui.feed import HISTORY_LIMIT, Feed
 from tui.model import RING_SIZE, TrafficModel
 from tui.screens.help import HelpScreen, collect
+from tui.screens.keys import KeysScreen
 from tui.screens.providers import ProvidersScreen
 from tui.screens.spend import SpendScreen
 from tui.screens.traffic import TrafficScreen
@@ -42,7 +43,15 @@ class SidecarApp(App[int]):
                 tooltip="Spend today, 7 and 30 days by provider and model; month projection."),
         Binding("p", "show('providers')", "Providers", id="app.providers",
                 tooltip="Providers: key present, breaker, cool-down, error rate, latency."),
+        # `K`, not `k`: every table binds `k` to vim's cursor-up.
+        Binding("K", "show('keys')", "Keys", id="app.keys",
+                tooltip="Provider keys in the keyring: set, replace, delete (values never shown)."),
+        Binding("P", "toggle_proxy_pause", "Pause proxy", id="app.pause_proxy",
+                tooltip="The sidecar's emergency brake: every generation request gets a 503 until P again."),
     ]  # fmt: skip
+
+    HEALTH_POLL_S = 5.0
+    """How often `/health` is re-read for `paused` (events also report it at once)."""
 
     def __init__(
         self,
@@ -62,6 +71,35 @@ class SidecarApp(App[int]):
 
     def on_mount(self) -> None:
         self.run_worker(self.feed.run(), name="feed", group="feed", exclusive=True)
+        self.set_interval(self.HEALTH_POLL_S, self._poll_health, name="health-poll")
+
+    def _poll_health(self) -> None:
+        self.run_worker(self._read_health(), group="health", exclusive=True, exit_on_error=False)
+
+    async def _read_health(self) -> None:
+        try:
+            self.feed.note_health(await self.client.health())
+        except Exception:
+            pass  # the feed shows connection trouble; this poll only keeps `paused` current
+
+    def action_toggle_proxy_pause(self) -> None:
+        self.run_worker(self._toggle_proxy_pause(), group="pause", exclusive=True, exit_on_error=False)
+
+    async def _toggle_proxy_pause(self) -> None:
+        try:
+            # Ask first: the sidecar may have been paused or resumed elsewhere (`sidecar pause`).
+            current = bool((await self.client.health()).get("paused", False))
+            paused = await self.client.set_paused(not current)
+        except Exception as exc:
+            self.notify(f"could not pause/resume the sidecar: {describe_error(exc)}", severity="error",
+                        markup=False)
+            return
+        self.feed.note_health({"paused": paused})
+        if paused:
+            self.notify("sidecar PAUSED: every generation request gets a 503 until you press P again",
+                        severity="warning", markup=False)
+        else:
+            self.notify("sidecar resumed: traffic flows again", markup=False)
 
     async def on_unmount(self) -> None:
         self.workers.cancel_group(self, "feed")
@@ -75,7 +113,7 @@ class SidecarApp(App[int]):
 
     def action_show(self, view: str) -> None:
         """Open a top-level view over the traffic list (k9s crumbs: `escape` goes back to it)."""
-        screens = {"spend": SpendScreen, "providers": ProvidersScreen}
+        screens = {"spend": SpendScreen, "providers": ProvidersScreen, "keys": KeysScreen}
         if isinstance(self.screen, screens[view]):
             return
         while len(self.screen_stack) > 1:

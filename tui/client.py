@@ -156,6 +156,63 @@ class ControlClient:
         except orjson.JSONDecodeError as exc:
             raise ControlError(f"GET {path}: invalid JSON") from exc
 
+    async def send_json(self, method: str, path: str, body: Any = None) -> Any:
+        """A write call. A refusal raises `ControlError` with the sidecar's own message (its error
+        messages never contain the request body, so a key sent here is never echoed back)."""
+        data = orjson.dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        async with self._http().request(
+            method, self.url + path, data=data, headers=headers, timeout=self._json_timeout
+        ) as resp:
+            raw = await resp.read()
+            status = resp.status
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            answer = None
+        if status != 200:
+            message = None
+            if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+                message = answer["error"].get("message")
+            raise ControlError(f"{method} {path}: HTTP {status}" + (f": {message}" if message else ""))
+        if answer is None:
+            raise ControlError(f"{method} {path}: invalid JSON")
+        return answer
+
+    async def keys(self) -> list[dict[str, Any]]:
+        """`/keys`: each provider with `has_key` (True/False/None = keyring unavailable) and a masked hint."""
+        data = await self.get_json("/_sidecar/keys")
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+            raise ControlError("keys: expected {'keys': [...]}")
+        return [k for k in data["keys"] if isinstance(k, dict)]
+
+    async def set_key(self, provider: str, key: str) -> dict[str, Any]:
+        """Store `key` in the sidecar's keyring; answers `{"provider", "hint"}`, never the key."""
+        data = await self.send_json("PUT", "/_sidecar/keys/" + quote(provider, safe=""), {"key": key})
+        if not isinstance(data, dict):
+            raise ControlError("set key: expected an object")
+        return data
+
+    async def delete_key(self, provider: str) -> dict[str, Any]:
+        data = await self.send_json("DELETE", "/_sidecar/keys/" + quote(provider, safe=""))
+        if not isinstance(data, dict):
+            raise ControlError("delete key: expected an object")
+        return data
+
+    async def set_paused(self, paused: bool) -> bool:
+        """`POST /pause` or `/resume`; answers the sidecar's new state."""
+        data = await self.send_json("POST", "/_sidecar/pause" if paused else "/_sidecar/resume")
+        if not isinstance(data, dict) or not isinstance(data.get("paused"), bool):
+            raise ControlError("pause: expected {'paused': bool}")
+        return data["paused"]
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """`/budgets`: each configured cap (scope, period, limit_usd, spent_usd, resets); [] for none."""
+        data = await self.get_json("/_sidecar/budgets")
+        if not isinstance(data, dict) or not isinstance(data.get("budgets"), list):
+            raise ControlError("budgets: expected {'budgets': [...]}")
+        return [b for b in data["budgets"] if isinstance(b, dict)]
+
     async def health(self) -> dict[str, Any]:
         data = await self.get_json("/_sidecar/health")
         if not isinstance(data, dict):

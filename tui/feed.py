@@ -51,6 +51,8 @@ class FeedStatus:
     """`time.monotonic()` of the next attempt, for a live countdown."""
     skipped: int = 0
     """Malformed events skipped since start."""
+    proxy_paused: bool = False
+    """The sidecar's emergency brake (`/health`'s `paused`, kept current by events and polls)."""
 
     def describe(self, now: float | None = None) -> str:
         """`connected to …`, or `connecting to … (retrying in 2s: connection refused)`."""
@@ -125,6 +127,7 @@ class Feed:
         self._started_at = started_at if isinstance(started_at, str) else None
         listen = health.get("listen")
         version = health.get("version")
+        self.note_health(health)
         async with self.client.events() as events:
             self.model.load_history(await self.client.recent(self.history_limit))
             self.connects += 1
@@ -139,6 +142,12 @@ class Feed:
             async for ev in events:
                 self.apply(ev)
 
+    def note_health(self, health: dict[str, Any]) -> None:
+        """Take `paused` from a `/health` answer (the feed's own, or the app's periodic poll)."""
+        paused = bool(health.get("paused", False))
+        if paused != self.status.proxy_paused:
+            self._set(proxy_paused=paused)
+
     def apply(self, ev: SSEEvent) -> bool:
         """Apply one event to the model; a malformed one is counted and skipped, never raised."""
         try:
@@ -151,6 +160,8 @@ class Feed:
                 self.model.attempt(data)
             elif ev.event == "request_finished":
                 self.model.finish(data)
+            elif ev.event in ("paused", "resumed"):
+                self._set(proxy_paused=ev.event == "paused")
             elif ev.event == "hello":
                 if isinstance(v := data.get("version"), str):
                     self._set(version=v)

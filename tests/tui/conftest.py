@@ -57,6 +57,14 @@ class FakeSidecar:
         """`/stats`'s `providers_health`."""
         self.stats_since: list[str | None] = []
         """The `since` of every `/stats` call, in order."""
+        self.keys: dict[str, str] | None = {"openai": "sk-fake-openai-000000000001"}
+        """The keyring behind `/keys`: provider -> key; None = the keyring is unavailable."""
+        self.key_writes: list[tuple[str, str]] = []
+        """(method, provider) of every key write; the keys themselves stay in `keys` only."""
+        self.paused = False
+        """`/health`'s `paused`, flipped by `POST /pause` and `/resume`."""
+        self.budgets: list[dict[str, Any]] = []
+        """`/budgets`'s `budgets`; empty = none configured."""
 
     @property
     def url(self) -> str:
@@ -73,6 +81,12 @@ class FakeSidecar:
         app.router.add_get("/_sidecar/requests", self._requests)
         app.router.add_get("/_sidecar/requests/{id}", self._request)
         app.router.add_get("/_sidecar/stats", self._stats)
+        app.router.add_get("/_sidecar/keys", self._keys)
+        app.router.add_put("/_sidecar/keys/{provider}", self._set_key)
+        app.router.add_delete("/_sidecar/keys/{provider}", self._delete_key)
+        app.router.add_post("/_sidecar/pause", self._pause)
+        app.router.add_post("/_sidecar/resume", self._pause)
+        app.router.add_get("/_sidecar/budgets", self._budgets)
         return app
 
     async def start(self) -> None:
@@ -101,8 +115,56 @@ class FakeSidecar:
     async def _health(self, request: web.Request) -> web.Response:
         return _json({
             "status": "ok", "version": "0.1.0", "started_at": self.started_at, "uptime_s": 1.0,
-            "listen": self.url, "providers": self.providers,
+            "listen": self.url, "providers": self.providers, "paused": self.paused,
         })  # fmt: skip
+
+    async def _keys(self, request: web.Request) -> web.Response:
+        rows = []
+        for p in self.providers:
+            key = None if self.keys is None else self.keys.get(p["id"])
+            rows.append({"provider": p["id"], "adapter": p["adapter"], "needs_key": p["needs_key"],
+                         "has_key": None if self.keys is None else key is not None,
+                         "hint": mask(key) if key else None})  # fmt: skip
+        return _json({"keys": rows})
+
+    def _key_target(self, request: web.Request) -> str | web.Response:
+        pid = request.match_info["provider"]
+        if pid not in {p["id"] for p in self.providers}:
+            return _error(404, f"no provider {pid!r}")
+        if self.keys is None:
+            return _error(503, "keyring (test): the keyring is locked; unlock it.")
+        return pid
+
+    async def _set_key(self, request: web.Request) -> web.Response:
+        pid = self._key_target(request)
+        if isinstance(pid, web.Response):
+            return pid
+        body = orjson.loads(await request.read())
+        key = body.get("key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key.strip():
+            return _error(400, "expected a non-empty key")
+        assert self.keys is not None
+        self.keys[pid] = key.strip()
+        self.key_writes.append(("PUT", pid))
+        return _json({"provider": pid, "hint": mask(key.strip())})
+
+    async def _delete_key(self, request: web.Request) -> web.Response:
+        pid = self._key_target(request)
+        if isinstance(pid, web.Response):
+            return pid
+        assert self.keys is not None
+        self.key_writes.append(("DELETE", pid))
+        return _json({"provider": pid, "deleted": self.keys.pop(pid, None) is not None})
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        paused = request.path.endswith("/pause")
+        changed, self.paused = paused != self.paused, paused
+        if changed:
+            self.publish("paused" if paused else "resumed", {"ts": datetime.now(timezone.utc).isoformat()})
+        return _json({"paused": paused, "changed": changed})
+
+    async def _budgets(self, request: web.Request) -> web.Response:
+        return _json({"mode": "block", "budgets": self.budgets})
 
     async def _stats(self, request: web.Request) -> web.Response:
         """Aggregates `records` with `ts >= since` as the real store does (unpriced usage counted
@@ -176,6 +238,17 @@ def _summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _json(data: Any) -> web.Response:
     return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error"}}
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def mask(secret: str) -> str:
+    """The sidecar's `keys.mask` (the TUI tests do not import `sidecar`)."""
+    head = secret[:3] if len(secret) >= 12 else ""
+    return f"{head}…({len(secret)} chars)"
 
 
 def free_port() -> int:

@@ -1,5 +1,8 @@
 """Spend: today / 7 days / 30 days by provider and by model, and a projection for the month.
 
+Budget bars (one per configured cap and period, from `/_sidecar/budgets`) sit above the tables and
+are hidden when no budgets are configured or the sidecar predates the endpoint.
+
 Figures come from `/_sidecar/stats?since=...` (the sidecar's store, so they survive TUI and proxy
 restarts), fetched on open, every `REFRESH_S` and on `r`. Unknown prices are never shown as $0:
 a bucket with only unpriced usage reads "?", and unpriced requests are counted in their own column.
@@ -56,6 +59,40 @@ def projection_line(p: Projection) -> list[Part]:
     return parts
 
 
+BAR_WIDTH = 16
+
+
+def _resets(ts: object) -> str:
+    try:
+        when = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    except ValueError:
+        return str(ts)
+    return when.astimezone(timezone.utc).strftime("%b %d %H:%M UTC")
+
+
+def budget_lines(budgets: list[dict[str, object]]) -> list[Part]:
+    """`global daily  ██████░░░░  62%  $3.10 of $5.00  resets Nov 25 00:00 UTC`, one line per cap."""
+    parts: list[Part] = []
+    for b in budgets:
+        try:
+            limit = float(b["limit_usd"])  # type: ignore[arg-type]
+            spent = float(b["spent_usd"])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            continue
+        share = spent / limit if limit > 0 else 1.0
+        filled = min(BAR_WIDTH, round(share * BAR_WIDTH))
+        style = "$text-error" if share >= 1 else "$text-warning" if share >= 0.8 else "$text-success"
+        name = f"{b.get('scope', '?')} {b.get('period', '')}".strip()
+        if parts:
+            parts.append("\n")
+        parts += [
+            (f"{name[:24]:<24} ", "bold"), ("█" * filled, style), ("░" * (BAR_WIDTH - filled), "dim"),
+            (f" {share * 100:>4.0f}%", style), ("  ", ""), fmt_cost(spent), (" of ", "dim"), fmt_cost(limit),
+            (f"  resets {_resets(b.get('resets'))}", "dim"),
+        ]  # fmt: skip
+    return parts
+
+
 class SpendTable(DataTable[Text]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", id="spend.down", show=False),
@@ -106,10 +143,13 @@ class SpendScreen(Screen[None]):
         self.selected = 1
         """Index into `windows` shown in the tables; 7 days by default."""
         self.loads = 0
+        self.budgets: list[dict[str, object]] = []
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="spend"):
             yield Static("loading…", id="spend-summary")
+            yield Static("Budgets", id="budgets-title", classes="section")
+            yield Static("", id="budgets")
             yield Static("", id="by-provider-title", classes="section")
             yield SpendTable(id="by-provider")
             yield Static("", id="by-model-title", classes="section")
@@ -118,6 +158,7 @@ class SpendScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#spend").border_title = "Spend (UTC days)"
+        self._show_budgets()
         self.query_one("#by-provider", SpendTable).focus()
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh, name="spend-refresh")
@@ -129,7 +170,9 @@ class SpendScreen(Screen[None]):
         now = self.fixed_now or datetime.now(timezone.utc)
         spans = [*windows(now), ("month", month_start(now))]
         try:
-            answers = await asyncio.gather(*(self.client.stats(iso(since)) for _, since in spans))
+            *answers, self.budgets = await asyncio.gather(
+                *(self.client.stats(iso(since)) for _, since in spans), self._budgets()
+            )
         except Exception as exc:  # shown, not raised: an offline sidecar is a normal state
             msg = f"could not load spend: {describe_error(exc)}"
             self.query_one("#spend-summary", Static).update(Content.assemble((msg, "$text-error")))
@@ -140,7 +183,21 @@ class SpendScreen(Screen[None]):
         self.loads += 1
         self._show()
 
+    async def _budgets(self) -> list[dict[str, object]]:
+        try:
+            return await self.client.budgets()
+        except Exception:  # no budgets endpoint (older sidecar) or proxy not up: no bars
+            return []
+
+    def _show_budgets(self) -> None:
+        lines = budget_lines(self.budgets)
+        for wid in ("#budgets-title", "#budgets"):
+            self.query_one(wid, Static).display = bool(lines)
+        if lines:
+            self.query_one("#budgets", Static).update(Content.assemble(*lines))
+
     def _show(self) -> None:
+        self._show_budgets()
         parts: list[Part] = []
         for w in self.windows:
             parts += [*summary_line(w.totals), "\n"]

@@ -41,6 +41,8 @@ class StatusView:
     """"latency ▼" and so on; "" for the default (newest first)."""
     marked: int = 0
     marked_only: bool = False
+    proxy_paused: bool = False
+    """The sidecar itself is paused (`P`): every generation request gets a 503."""
 
     @classmethod
     def build(
@@ -76,6 +78,7 @@ class StatusView:
             sort=sort,
             marked=marked,
             marked_only=marked_only,
+            proxy_paused=status.proxy_paused,
         )
 
 
@@ -121,7 +124,11 @@ class StatusBar(Horizontal):
         left.append(conn)
         if v.version and v.state is FeedState.CONNECTED:
             left.append((f" v{v.version}", "dim"))
-        right: list[str | tuple[str, str]] = [("rows ", "dim"), f"{v.shown}/{v.total}"]
+        right: list[str | tuple[str, str]] = []
+        if v.proxy_paused:
+            # On the right, which is never cut: the one thing that must not be missed.
+            right += [(" PAUSED ", "bold reverse $text-error"), (" P resumes", "$text-error"), SEP]
+        right += [("rows ", "dim"), f"{v.shown}/{v.total}"]
         if v.sort:
             right += [SEP, ("sort ", "dim"), v.sort]
         if v.marked or v.marked_only:
