@@ -127,6 +127,10 @@ def build_app(
     app.add_routes(routes)
     app.add_routes(control.routes)
     metrics.install(app, state.bus)  # GET /metrics; app[metrics.METRICS].gauge_providers is the extension point
+    if config.otel is not None:  # optional OTLP export; raises OtelUnavailable (a ConfigError) without the SDK
+        from sidecar import otel
+
+        otel.install(app, state.bus, config.otel, {pid: p.adapter for pid, p in config.providers.items()})
     app.cleanup_ctx.append(_lifetime)
     return app
 

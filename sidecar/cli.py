@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "up"
     try:
         return _dispatch(command, args, config)
+    except ConfigError as exc:  # found while starting, e.g. [otel] without the OpenTelemetry SDK installed
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -103,6 +103,23 @@ class Budgets:
 
 
 @dataclass(frozen=True, slots=True)
+class Otel:
+    """``[otel]``: optional OpenTelemetry export (OTLP/HTTP, protobuf) of one span and a few metrics per request.
+
+    ``endpoint`` is the collector's base URL (``/v1/traces`` and ``/v1/metrics`` are appended). ``headers`` go to
+    the collector only (e.g. its own auth); provider keys and request content are never exported.
+    """
+
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=dict)
+    service_name: str = "llm-sidecar"
+    traces: bool = True
+    metrics: bool = True
+    export_interval_s: float = 60.0
+    """How often metrics are pushed; spans go in batches as they come. Both are flushed at shutdown."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -118,6 +135,8 @@ class Config:
     prices: dict[str, Price] = field(default_factory=dict)
     """Keyed by ``provider/model``."""
     budgets: Budgets = field(default_factory=Budgets)
+    otel: Otel | None = None
+    """None (the default): no OpenTelemetry export at all."""
     store_bodies: bool = True
     body_cap_bytes: int = 256 * 1024
     data_dir: Path = field(default_factory=data_dir)
@@ -152,7 +171,7 @@ def load_config(path: Path | None = None, *, explicit: bool = False) -> Config:
 
 def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Config:
     """Resolve a parsed TOML document into a `Config`; public so tests and the demo build configs in code."""
-    known = {"server", "providers", "models", "timeouts", "prices", "store", "budgets"}
+    known = {"server", "providers", "models", "timeouts", "prices", "store", "budgets", "otel"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
@@ -188,6 +207,8 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Conf
     kwargs["timeouts"] = _timeouts(_table(raw, "timeouts"))
     kwargs["prices"] = _prices(_table(raw, "prices"))
     kwargs["budgets"] = _budgets(_table(raw, "budgets"), providers)
+    if "otel" in raw:
+        kwargs["otel"] = _otel(_table(raw, "otel"))
     return Config(**kwargs)
 
 
@@ -333,6 +354,42 @@ def _budgets(table: dict[str, Any], providers: dict[str, ProviderPreset]) -> Bud
                 raise ConfigError(f"[{where}] names no configured provider ({', '.join(sorted(providers))})")
             scoped[kind][name] = _limits(spec, where)
     return Budgets(mode, total, scoped["providers"], scoped["clients"])
+
+
+_OTEL_KEYS = {"endpoint", "headers", "service_name", "traces", "metrics", "export_interval_s"}
+
+
+def _otel(table: dict[str, Any]) -> Otel | None:
+    """An ``[otel]`` table without ``endpoint`` is refused; one with both signals off exports nothing (None)."""
+    _no_unknown(table, "otel", _OTEL_KEYS)
+    if "endpoint" not in table:
+        raise ConfigError('[otel] needs endpoint = "http://127.0.0.1:4318" (the collector\'s OTLP/HTTP base URL)')
+    endpoint = _typed(table, "endpoint", str, "otel").strip().rstrip("/")
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"[otel] endpoint must start with http:// or https://, got {endpoint!r}")
+    for suffix in ("/v1/traces", "/v1/metrics"):
+        endpoint = endpoint.removesuffix(suffix)
+    values: dict[str, Any] = {"endpoint": endpoint}
+    if "headers" in table:
+        headers = _typed(table, "headers", dict, "otel")
+        if not all(isinstance(v, str) for v in headers.values()):
+            raise ConfigError("[otel] headers must map header names to strings")
+        values["headers"] = {str(k): v for k, v in headers.items()}
+    if "service_name" in table:
+        name = _typed(table, "service_name", str, "otel").strip()
+        if not name:
+            raise ConfigError("[otel] service_name must not be empty")
+        values["service_name"] = name
+    for key in ("traces", "metrics"):
+        if key in table:
+            values[key] = _typed(table, key, bool, "otel")
+    if "export_interval_s" in table:
+        v = table["export_interval_s"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ConfigError(f"[otel] export_interval_s must be a positive number of seconds, got {v!r}")
+        values["export_interval_s"] = float(v)
+    otel = Otel(**values)
+    return otel if otel.traces or otel.metrics else None
 
 
 _PROVIDER_KEYS = {"adapter", "base_url", "key", "responses_api", "stream_usage", "models", "headers"}
