@@ -27,6 +27,8 @@ import pytest
 
 import sidecar.fakes as fakes_module
 from conftest import KEYS, Sidecar, Upstreams, config_for, start_sidecar
+from http_helpers import (Reply, assert_anthropic_error, assert_gemini_error, assert_openai_error, call,
+                          sse_events)
 from sidecar.config import Config
 from sidecar.fake_upstream import FakeUpstream
 from sidecar.health import FAILURES_TO_OPEN, FIRST_OPEN_SECONDS, HealthBook
@@ -60,23 +62,6 @@ class Clock:
         self.now += seconds
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: Any
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-    @property
-    def request_id(self) -> str:
-        return self.headers["x-sidecar-request-id"]
-
-    @property
-    def served_by(self) -> str | None:
-        return self.headers.get("x-sidecar-served-by")
 
 
 @dataclass
@@ -144,33 +129,12 @@ async def running(config: Config, keys: dict[str, str] | None = None) -> AsyncIt
         await runner.cleanup()  # type: ignore[attr-defined]
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str, *, body: Any = None,
-               headers: dict[str, str] | None = None) -> Reply:
-    data = orjson.dumps(body) if body is not None else None
-    async with http.request(method, url, data=data, headers=headers or {}) as resp:
-        return Reply(resp.status, resp.headers, await resp.read())
-
-
 def chat(model: str = "smart", text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
 
 
 def messages(model: str = "cross", text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, bytes]]:
-    out = []
-    for block in raw.replace(b"\r\n", b"\n").split(b"\n\n"):
-        name, data = None, []
-        for line in block.split(b"\n"):
-            if line.startswith(b"event:"):
-                name = line[6:].strip().decode()
-            elif line.startswith(b"data:"):
-                data.append(line[5:].lstrip())
-        if data:
-            out.append((name, b"\n".join(data)))
-    return out
 
 
 async def stored(env: Env, request_id: str, until: Callable[[dict], bool] = lambda r: True) -> dict:
@@ -202,29 +166,6 @@ def assert_openai_chat_ok(reply: Reply, fake_name: str, model: str) -> None:
     data = reply.json
     assert data["object"] == "chat.completion"
     assert data["choices"][0]["message"]["content"].startswith(f"Hello from fake-{fake_name} ({model})")
-
-
-def assert_openai_error(reply: Reply, status: int) -> dict:
-    assert reply.status == status, reply.body
-    assert reply.headers["Content-Type"].startswith("application/json")
-    err = reply.json["error"]
-    assert set(err) == {"message", "type", "param", "code"} and isinstance(err["message"], str) and err["type"]
-    return err
-
-
-def assert_anthropic_error(reply: Reply, status: int) -> dict:
-    assert reply.status == status, reply.body
-    assert reply.headers["Content-Type"].startswith("application/json")
-    data = reply.json
-    assert data["type"] == "error" and isinstance(data["error"]["message"], str) and data["error"]["type"]
-    return data["error"]
-
-
-def assert_gemini_error(reply: Reply, status: int) -> dict:
-    assert reply.status == status, reply.body
-    err = reply.json["error"]
-    assert err["code"] == status and isinstance(err["message"], str) and err["status"].isupper()
-    return err
 
 
 class Gate:

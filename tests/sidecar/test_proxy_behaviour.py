@@ -25,6 +25,8 @@ import pytest
 
 import sidecar.fakes as fakes_module
 from conftest import KEYS, Sidecar, Upstreams, config_for, start_sidecar
+from http_helpers import (assert_anthropic_error, assert_gemini_error, assert_openai_error, call,
+                          sse_events)
 from sidecar.config import Config
 from sidecar.fake_upstream import FakeUpstream
 from sidecar.keys import KeyStoreError, MemoryKeyStore
@@ -44,33 +46,12 @@ GEMINI = "/v1beta/models/gemini-2.5-flash:generateContent"
 
 # ---- helpers --------------------------------------------------------------------------------------
 
-@dataclass
-class Reply:
-    status: int
-    headers: Any
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-    @property
-    def request_id(self) -> str:
-        return self.headers["x-sidecar-request-id"]
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
         yield session
-
-
-async def call(http: aiohttp.ClientSession, method: str, url: str, *, body: Any = None,
-               data: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
-    if body is not None:
-        data = orjson.dumps(body)
-    async with http.request(method, url, data=data, headers=headers or {}) as resp:
-        return Reply(resp.status, resp.headers, await resp.read())
 
 
 def chat(model: str = "openai/gpt-4o-mini", text: str = "hello", **extra: Any) -> dict[str, Any]:
@@ -83,21 +64,6 @@ def messages(model: str = "anthropic/claude-haiku-4-5", text: str = "hello", **e
 
 def gemini_body(text: str = "hello") -> dict[str, Any]:
     return {"contents": [{"role": "user", "parts": [{"text": text}]}]}
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, bytes]]:
-    """(event name, data) per server-sent event; a deliberately small, independent parser."""
-    out = []
-    for block in raw.replace(b"\r\n", b"\n").split(b"\n\n"):
-        name, data = None, []
-        for line in block.split(b"\n"):
-            if line.startswith(b"event:"):
-                name = line[6:].strip().decode()
-            elif line.startswith(b"data:"):
-                data.append(line[5:].lstrip())
-        if data:
-            out.append((name, b"\n".join(data)))
-    return out
 
 
 def _final(row: dict) -> bool:
@@ -113,33 +79,6 @@ async def stored(sc: Sidecar, request_id: str, until: Callable[[dict], bool] = _
             if row is not None and until(row):
                 return row
             await asyncio.sleep(0.02)
-
-
-def assert_openai_error(reply: Reply, status: int) -> dict:
-    assert reply.status == status, reply.body
-    assert reply.headers["Content-Type"].startswith("application/json")
-    err = reply.json["error"]
-    assert set(err) == {"message", "type", "param", "code"} and isinstance(err["message"], str) and err["type"]
-    assert "Traceback" not in err["message"]
-    return err
-
-
-def assert_anthropic_error(reply: Reply, status: int) -> dict:
-    assert reply.status == status, reply.body
-    assert reply.headers["Content-Type"].startswith("application/json")
-    data = reply.json
-    assert data["type"] == "error" and isinstance(data["error"]["message"], str) and data["error"]["type"]
-    assert "Traceback" not in data["error"]["message"]
-    return data["error"]
-
-
-def assert_gemini_error(reply: Reply, status: int) -> dict:
-    assert reply.status == status, reply.body
-    assert reply.headers["Content-Type"].startswith("application/json")
-    err = reply.json["error"]
-    assert err["code"] == status and isinstance(err["message"], str) and err["status"].isupper()
-    assert "Traceback" not in err["message"]
-    return err
 
 
 ERROR_SHAPES = {"openai": assert_openai_error, "anthropic": assert_anthropic_error, "gemini": assert_gemini_error}

@@ -23,9 +23,8 @@ from aiohttp import web
 from conftest import KEYS, Sidecar, Upstreams, config_for, start_sidecar
 from sidecar.keys import MemoryKeyStore
 from sidecar.store import RequestStore
-from test_proxy_behaviour import (ANTHROPIC, GEMINI, OPENAI_CHAT, Reply, assert_anthropic_error,
-                                  assert_gemini_error, assert_openai_error, call, chat, gemini_body, messages,
-                                  sse_events, stored)
+from http_helpers import Reply, assert_anthropic_error, assert_gemini_error, assert_openai_error, call, sse_events
+from test_proxy_behaviour import ANTHROPIC, GEMINI, OPENAI_CHAT, chat, gemini_body, messages, stored
 
 FAULTS: list[str] = []
 """Faults injected in this module (printed by the last test)."""
