@@ -277,7 +277,7 @@ class RequestStore:
     # --- reads (synchronous; callers use asyncio.to_thread) ---
 
     @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
+    def reader(self) -> Iterator[sqlite3.Connection]:
         """A fresh read-only connection per call (never the writer's, safe in any thread), in
         one read transaction so multi-query answers come from a single WAL snapshot."""
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
@@ -311,7 +311,7 @@ class RequestStore:
                 args.append(value)
         sql = (f"SELECT {_COLS_SQL} FROM requests WHERE {' AND '.join(where) or '1'}"
                " ORDER BY ts DESC, id DESC LIMIT ?")
-        with self._reader() as conn:
+        with self.reader() as conn:
             rows = conn.execute(sql, [*args, limit]).fetchall()
         return [self._to_dict(row) for row in rows]
 
@@ -320,7 +320,7 @@ class RequestStore:
         cols = ", ".join(f"r.{c}" for c in _COLUMNS)
         sql = (f"SELECT {cols}, b.request_body, b.response_body, b.truncated FROM requests r"
                " LEFT JOIN bodies b ON b.request_id = r.id WHERE r.id = ?")
-        with self._reader() as conn:
+        with self.reader() as conn:
             row = conn.execute(sql, (request_id,)).fetchone()
         if row is None:
             return None
@@ -339,7 +339,7 @@ class RequestStore:
         Fine for a local log; move sums into SQL if it ever gets much bigger.
         """
         where, args = ("WHERE ts >= ?", [_ts_key(since)]) if since else ("", [])
-        with self._reader() as conn:
+        with self.reader() as conn:
             rows = conn.execute(f"SELECT {_STAT_COLS} FROM requests {where}", args).fetchall()
         by_provider: dict[str | None, list[tuple[Any, ...]]] = {}
         by_model: dict[tuple[str | None, str | None], list[tuple[Any, ...]]] = {}
@@ -367,7 +367,7 @@ class RequestStore:
             COALESCE(SUM(output_tokens), 0), SUM({_UNPRICED})
             FROM requests WHERE ts >= ? GROUP BY day, provider, model
             ORDER BY day, TOTAL(cost_usd) DESC, COUNT(*) DESC, provider, model"""
-        with self._reader() as conn:
+        with self.reader() as conn:
             rows = conn.execute(sql, (first_day.isoformat(),)).fetchall()
         return [
             {"day": day, "provider": provider, "model": model, "requests": n,
@@ -381,7 +381,7 @@ class RequestStore:
         what budgets start from. Unpriced rows add nothing: their cost is unknown, not $0."""
         sql = """SELECT substr(ts, 1, 10) AS day, provider, client, TOTAL(cost_usd) FROM requests
             WHERE ts >= ? AND ts < ? AND cost_usd IS NOT NULL GROUP BY day, provider, client"""
-        with self._reader() as conn:
+        with self.reader() as conn:
             return conn.execute(sql, (since_day, before_ts)).fetchall()
 
     def spend_totals(self, days: int, by: str) -> list[dict[str, Any]]:
@@ -393,7 +393,7 @@ class RequestStore:
             {", ".join(f"COALESCE(SUM({t}), 0)" for t in _TOKENS)}, SUM({_UNPRICED}),
             SUM(usage_source = 'estimated'), SUM(status IS NULL OR status >= 400)
             FROM requests WHERE ts >= ? GROUP BY k ORDER BY {"k" if by == "day" else "TOTAL(cost_usd) DESC, k"}"""
-        with self._reader() as conn:
+        with self.reader() as conn:
             rows = conn.execute(sql, (first_day.isoformat(),)).fetchall()
         out = []
         for k, n, cost, priced, *rest in rows:
