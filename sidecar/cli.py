@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="token lifetime in seconds if the program outlives it (default 12 h)")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     sub.add_parser("doctor", parents=[common], help="check keyring, config, data dir and the running proxy")
+    models = sub.add_parser("models", parents=[common], help="model ids clients can send, with list prices")
+    models.add_argument("--provider", help="only this provider's models (aliases are always listed)")
+    models.add_argument("--format", dest="fmt", choices=("table", "csv", "json"), default="table")
     sub.add_parser("pause", parents=[common], help="stop all upstream traffic of the running proxy (503 to clients)")
     sub.add_parser("resume", parents=[common], help="let the running proxy's traffic through again")
     spend = sub.add_parser("spend", parents=[common], help="spend totals from the request log (no proxy needed)")
@@ -179,6 +182,11 @@ def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
         from sidecar.spend_report import run_spend
 
         return run_spend(config.db_path, days=args.days, by=args.by, fmt=args.fmt)
+    if command == "models":
+        from sidecar.cmd_models import run_models
+
+        with _session_token(config, "cli"):
+            return run_models(config, _local_url(config), provider=args.provider, fmt=args.fmt)
     if command == "doctor":
         from sidecar.doctor import run_doctor
 
