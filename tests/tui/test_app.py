@@ -32,7 +32,7 @@ def text_of(app: SidecarApp, selector: str) -> str:
 
 
 def cell(table: TrafficTable, rid: str, column: str) -> str:
-    return str(table.get_cell(rid, column))
+    return table.cell_text(rid, column)
 
 
 async def until(pilot: Pilot[Any], cond: Callable[[], bool], tries: int = 200) -> None:
@@ -157,7 +157,6 @@ async def test_table_is_capped_and_keeps_the_newest(
     sidecar: FakeSidecar, make_record: Rec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(traffic_table, "MAX_ROWS", 5)
-    monkeypatch.setattr(traffic_table, "SLACK", 2)
     app = SidecarApp(sidecar.url, backoff=(0.02, 0.1))
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(TrafficTable)

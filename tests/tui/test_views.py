@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from tui.app import SidecarApp
 from tui.screens.help import HelpScreen
-from tui.screens.providers import ProviderDetailScreen, ProvidersScreen
+from tui.screens.provider_page import ProviderPageScreen
+from tui.screens.providers import ProvidersScreen
 from tui.screens.spend import SpendScreen
 from tui.screens.traffic import TrafficScreen
 from tui.spend import Bucket, Window, projection
@@ -40,11 +43,15 @@ def status(app: SidecarApp) -> str:
     return app.screen.query_one(StatusBar).text
 
 
-def order(table: DataTable[Any]) -> list[str]:
+def order(table: DataTable[Any] | TrafficTable) -> list[str]:
+    if isinstance(table, TrafficTable):
+        return table.ordered_ids
     return [str(r.key.value) for r in table.ordered_rows]
 
 
-def cell(table: DataTable[Any], row: str, col: str) -> str:
+def cell(table: DataTable[Any] | TrafficTable, row: str, col: str) -> str:
+    if isinstance(table, TrafficTable):
+        return table.cell_text(row, col)
     return str(table.get_cell(row, col))
 
 
@@ -136,11 +143,11 @@ async def test_sort_cycles_and_reverses(traffic: FakeSidecar) -> None:
         await pilot.press("o")
         assert table.sort_column == "latency"
         assert order(table) == ["e5", "e3", "e1", "e2", "e4"]
-        assert "latency▼" in [str(c.label) for c in table.columns.values()]
+        assert "latency▼" in table.header_labels()
         await until(pilot, lambda: "sort latency ▼" in status(app))
         await pilot.press("v")
         assert order(table) == ["e4", "e2", "e1", "e3", "e5"]
-        assert "latency▲" in [str(c.label) for c in table.columns.values()]
+        assert "latency▲" in table.header_labels()
         await pilot.press("v", "o")  # ttft: only e5 has one; the rest keep newest first
         assert table.sort_column == "ttft" and order(table) == ["e5", "e4", "e3", "e2", "e1"]
         await pilot.press("o")  # cost: unpriced last
@@ -304,9 +311,14 @@ async def test_providers_screen_and_detail(sidecar: FakeSidecar) -> None:
         assert "2 not healthy" in str(app.screen.query_one("#providers-status", Static).content)
 
         await pilot.press("down", "enter")
-        await until(pilot, lambda: isinstance(app.screen, ProviderDetailScreen))
-        text = str(app.screen.query_one("#provider-detail", Static).content)
-        for expected in ("anthropic", "https://api.anthropic.com", "key in keyring", "no",
+        # The fake API has no /providers/{id}: the page falls back to /health and /stats for these two tabs.
+        await until(pilot, lambda: isinstance(app.screen, ProviderPageScreen) and app.screen.loads >= 1)
+        out = io.StringIO()
+        for tab in ("overview", "health"):
+            content = app.screen.query_one(f"#provider-{tab}", Static).content
+            Console(file=out, width=76, color_system=None).print(content)
+        text = out.getvalue()
+        for expected in ("https://api.anthropic.com", "key in keyring        no", "provider page unavailable",
                          "OPEN", "429 retry-after 30s", "50%", "claude-x", "1.20s"):  # fmt: skip
             assert expected in text, expected
         await pilot.press("escape")

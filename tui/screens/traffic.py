@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from tui import filters
 from tui.client import ControlClient
@@ -237,14 +237,14 @@ class TrafficScreen(Screen[None]):
         self._stale = True
         self.tick()
 
-    @on(DataTable.RowSelected)
-    def _clicked(self, event: DataTable.RowSelected) -> None:
-        # Mouse click on the highlighted row (enter is handled by the priority binding).
+    @on(TrafficTable.Selected)
+    def _clicked(self, event: TrafficTable.Selected) -> None:
+        # Mouse click on the highlighted row (enter is handled by the screen's binding).
         event.stop()
         self.action_open_detail()
 
-    @on(DataTable.RowHighlighted)
-    def _moved(self, event: DataTable.RowHighlighted) -> None:
+    @on(TrafficTable.Highlighted)
+    def _moved(self, event: TrafficTable.Highlighted) -> None:
         # The user moving off the newest row ends follow mode (mitmproxy, htop behave the same).
         if self.follow and event.cursor_row != 0:
             self.follow = False
