@@ -74,7 +74,7 @@ async def _in_process(config: Config) -> list[dict[str, Any]]:
 
 
 def _rows(config: Config, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    book = PriceBook(config.providers, config.prices)
+    book = PriceBook(config.providers, config.prices, data_dir=config.data_dir)
     rows = []
     for m in models:
         row = {"id": m["id"], "provider": m["provider"], "display_name": m.get("display_name") or m["id"],

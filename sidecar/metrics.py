@@ -22,6 +22,10 @@ no upstream target was reached):
 - ``sidecar_request_latency_seconds`` / ``sidecar_ttft_seconds`` histograms ``{provider,model}``
 - ``sidecar_breaker_state{provider}`` (0 closed, 1 half_open, 2 open), ``sidecar_cooldown_seconds{provider}``
 - ``sidecar_in_flight_requests``, ``sidecar_up``, ``sidecar_build_info{version}``
+- ``sidecar_budget_limit_usd`` / ``sidecar_budget_spent_usd`` / ``sidecar_budget_remaining_usd`` /
+  ``sidecar_budget_resets_timestamp_seconds``, labels ``{scope,name,period}``: one series per configured cap
+  (scope ``global|provider|client``, name the provider or client, or ``global``; period ``daily|monthly``), the
+  same figures as ``GET /_sidecar/budgets``. Absent when no budget is configured.
 
 Extension point: other parts of the app add scrape-time gauges (e.g. budget remaining) with
 ``app[METRICS].gauge_providers.append(fn)``, where ``fn()`` returns an iterable of `GaugeFamily`. A provider
@@ -45,6 +49,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
+from sidecar.budgets import budget_status
 from sidecar.events import Event, EventBus
 from sidecar.state import STATE
 
@@ -268,10 +273,43 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
+BUDGET_FAMILIES = (
+    ("sidecar_budget_limit_usd", "limit_usd", "The configured budget cap in US dollars."),
+    ("sidecar_budget_spent_usd", "spent_usd", "Spend counted against the budget this period, in US dollars."),
+    ("sidecar_budget_remaining_usd", "remaining_usd", "Budget left this period in US dollars (0 when exhausted)."),
+)
+
+
+def budget_gauges(app: web.Application) -> GaugeProvider:
+    """Budget caps with spend and what is left, read at scrape time from the proxy's `BudgetBook` (the same
+    `budget_status` the control API answers with), so the page never lags the request path."""
+
+    def provide() -> list[GaugeFamily]:
+        state = app[STATE]
+        book = getattr(state.proxy, "budgets", None)
+        if book is None or not state.config.budgets.any:
+            return []
+        rows = budget_status(state.config.budgets, book)["budgets"]
+        families = [GaugeFamily(name, help_) for name, _, help_ in BUDGET_FAMILIES]
+        resets = GaugeFamily("sidecar_budget_resets_timestamp_seconds",
+                             "When the budget's period ends and its spend starts again from 0 (Unix time).")
+        for row in rows:
+            scope, _, name = row["scope"].partition(" ")
+            labels = {"scope": scope, "name": name or scope, "period": row["period"]}
+            for fam, (_, key, _) in zip(families, BUDGET_FAMILIES, strict=True):
+                fam.samples.append((labels, float(row[key])))
+            ends = datetime.fromisoformat(row["resets"].replace("Z", "+00:00")).timestamp()
+            resets.samples.append((labels, ends))
+        return [*families, resets]
+
+    return provide
+
+
 def install(app: web.Application, bus: EventBus) -> Metrics:
     """Create the collector, serve ``GET /metrics`` and listen to ``bus`` while the app runs."""
     metrics = Metrics()
     app[METRICS] = metrics
+    metrics.gauge_providers.append(budget_gauges(app))
     app.router.add_get("/metrics", metrics_endpoint)
 
     async def listening(_app: web.Application) -> AsyncIterator[None]:

@@ -1,9 +1,13 @@
-"""Optional OpenTelemetry export: one span and a few metrics per request, GenAI semantic conventions, OTLP/HTTP.
+"""Optional OpenTelemetry export: one span and a few metrics per request, GenAI semantic conventions, over OTLP.
 
-Off unless the config has an ``[otel]`` section. The SDK (``opentelemetry-sdk`` and
-``opentelemetry-exporter-otlp-proto-http``, the ``otel`` extra) is imported only then, so the proxy starts
-without it; configured but missing, `install` raises `OtelUnavailable` (a `ConfigError`) at startup with the
-``pip install 'llm-sidecar[otel]'`` line.
+Off unless the config has an ``[otel]`` section. The SDK (``opentelemetry-sdk`` and the OTLP exporter for the
+configured ``protocol``: ``opentelemetry-exporter-otlp-proto-http`` or ``-grpc``, both in the ``otel`` extra) is
+imported only then, so the proxy starts without it; configured but missing, `install` raises `OtelUnavailable`
+(a `ConfigError`) at startup with the ``pip install 'llm-sidecar[otel]'`` line.
+
+Transport: ``protocol = "http/protobuf"`` (the default) posts to ``{endpoint}/v1/traces`` and ``/v1/metrics``;
+``protocol = "grpc"`` calls the collector's TraceService / MetricsService at ``host:port`` (TLS for https://).
+Everything else — what is exported, threads, shutdown — is the same for both.
 
 How it runs: an `EventBus` listener, like ``/metrics``. On each ``request_finished`` it starts and ends one span
 with the record's own times and records three metric instruments — a handful of in-memory appends. Export
@@ -45,7 +49,7 @@ from sidecar.metrics import MAX_MODEL_LABELS, NONE, OTHER
 
 log = logging.getLogger("sidecar.otel")
 
-SDK_MODULES = (
+COMMON_MODULES = (
     "opentelemetry.context",
     "opentelemetry.trace",
     "opentelemetry.sdk.resources",
@@ -53,9 +57,15 @@ SDK_MODULES = (
     "opentelemetry.sdk.trace.export",
     "opentelemetry.sdk.metrics",
     "opentelemetry.sdk.metrics.export",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
 )
+EXPORTER_MODULES = {  # protocol -> (trace exporter module, metric exporter module)
+    "http/protobuf": ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                      "opentelemetry.exporter.otlp.proto.http.metric_exporter"),
+    "grpc": ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+             "opentelemetry.exporter.otlp.proto.grpc.metric_exporter"),
+}
+SDK_MODULES = COMMON_MODULES + EXPORTER_MODULES["http/protobuf"]
+"""What the default protocol needs."""
 INSTALL_HINT = "pip install 'llm-sidecar[otel]'"
 EXPORT_TIMEOUT_S = 5.0
 """Seconds for one export, its retries included (the SDK backs off between tries until this deadline)."""
@@ -77,10 +87,10 @@ class OtelUnavailable(ConfigError):
     """``[otel]`` is configured but the OpenTelemetry SDK / OTLP exporter is not installed."""
 
 
-def load_sdk() -> dict[str, Any]:
-    """Import the SDK modules, or raise `OtelUnavailable` naming the install command."""
+def load_sdk(protocol: str = "http/protobuf") -> dict[str, Any]:
+    """Import the SDK modules ``protocol`` needs, or raise `OtelUnavailable` naming the install command."""
     modules = {}
-    for name in SDK_MODULES:
+    for name in COMMON_MODULES + EXPORTER_MODULES[protocol]:
         try:
             modules[name] = importlib.import_module(name)
         except ImportError as exc:
@@ -162,18 +172,15 @@ class OtelExporter:
         self._trace_api = sdk["opentelemetry.trace"]
         resource = sdk["opentelemetry.sdk.resources"].Resource.create(
             {"service.name": settings.service_name, "service.version": __version__})
-        headers = dict(settings.headers)
         self.tracer_provider = self.meter_provider = None
         self.tracer = None
         if settings.traces:
-            exporter = sdk["opentelemetry.exporter.otlp.proto.http.trace_exporter"].OTLPSpanExporter(
-                endpoint=f"{settings.endpoint}/v1/traces", headers=headers, timeout=EXPORT_TIMEOUT_S)
+            exporter = _exporter(settings, sdk, "traces")
             self.tracer_provider = sdk["opentelemetry.sdk.trace"].TracerProvider(resource=resource)
             self.tracer_provider.add_span_processor(sdk["opentelemetry.sdk.trace.export"].BatchSpanProcessor(exporter))
             self.tracer = self.tracer_provider.get_tracer("sidecar", __version__)
         if settings.metrics:
-            exporter = sdk["opentelemetry.exporter.otlp.proto.http.metric_exporter"].OTLPMetricExporter(
-                endpoint=f"{settings.endpoint}/v1/metrics", headers=headers, timeout=EXPORT_TIMEOUT_S)
+            exporter = _exporter(settings, sdk, "metrics")
             reader = sdk["opentelemetry.sdk.metrics.export"].PeriodicExportingMetricReader(
                 exporter, export_interval_millis=settings.export_interval_s * 1000,
                 export_timeout_millis=EXPORT_TIMEOUT_S * 1000)
@@ -268,6 +275,20 @@ class OtelExporter:
             t.join(EXPORT_TIMEOUT_S + 5)
 
 
+def _exporter(settings: Otel, sdk: dict[str, Any], signal: str) -> Any:
+    """The OTLP exporter for ``signal`` (traces | metrics) over the configured protocol.
+
+    Settings are passed explicitly so the config wins over ``OTEL_EXPORTER_OTLP_*`` variables. gRPC metadata
+    keys must be lower-case (grpcio refuses others), so header names are lowered for it; HTTP keeps them."""
+    trace_module, metric_module = EXPORTER_MODULES[settings.protocol]
+    module = sdk[trace_module if signal == "traces" else metric_module]
+    cls = module.OTLPSpanExporter if signal == "traces" else module.OTLPMetricExporter
+    if settings.protocol == "grpc":
+        return cls(endpoint=settings.endpoint, insecure=settings.endpoint.startswith("http://"),
+                   headers=tuple((k.lower(), v) for k, v in settings.headers.items()), timeout=EXPORT_TIMEOUT_S)
+    return cls(endpoint=f"{settings.endpoint}/v1/{signal}", headers=dict(settings.headers), timeout=EXPORT_TIMEOUT_S)
+
+
 OTEL = web.AppKey("sidecar_otel", OtelExporter)
 
 
@@ -276,13 +297,13 @@ def install(app: web.Application, bus: EventBus, settings: Otel, adapters: dict[
 
     ``adapters`` maps provider id → adapter, for ``gen_ai.provider.name`` of custom providers.
     """
-    sdk = load_sdk()
+    sdk = load_sdk(settings.protocol)
 
     async def exporting(_app: web.Application) -> AsyncIterator[None]:
         exporter = OtelExporter(settings, adapters, sdk)
         app[OTEL] = exporter
         bus.add_listener(exporter.on_event)
-        log.info("OpenTelemetry export to %s (traces %s, metrics %s)", settings.endpoint,
+        log.info("OpenTelemetry export to %s over %s (traces %s, metrics %s)", settings.endpoint, settings.protocol,
                  "on" if settings.traces else "off", "on" if settings.metrics else "off")
         try:
             yield

@@ -1,19 +1,26 @@
 """Turning usage into dollars.
 
-Prices come from the `genai-prices` catalog (pydantic's maintained, versioned price table, shipped as a
-snapshot inside the package: used offline, no network fetch at start), overlaid by ``[prices."p/m"]``
-overrides from the config. An unknown model costs ``None`` — shown as unknown, never as $0.
+Prices come from the `genai-prices` catalog (pydantic's maintained, versioned price table), overlaid by
+``[prices."p/m"]`` overrides from the config. Which catalog: the snapshot shipped inside the installed package,
+unless the user ran ``sidecar prices update``, which saves a newer one in the data dir (`CATALOG_FILE`); that one
+is preferred while it is present and valid. Either way it is read from disk: the sidecar never fetches prices
+over the network at start or while running (genai-prices' own background updater is never started), so a
+request's cost does not depend on whether GitHub answered this morning.
+
+An unknown model costs ``None`` — shown as unknown, never as $0.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import genai_prices
-from genai_prices import data_snapshot
+import orjson
+from genai_prices import data_snapshot, types
 
 from adapters.ir import Usage
 from adapters.presets import ProviderPreset
@@ -22,16 +29,139 @@ from sidecar.config import Price
 log = logging.getLogger("sidecar.pricing")
 
 CATALOG_VERSION = f"genai-prices {genai_prices.__version__}"
+"""Label of the bundled catalog (the one used when no downloaded catalog is present)."""
+CATALOG_FILE = "prices-catalog.json"
+"""In the data dir: written only by ``sidecar prices update``."""
+CATALOG_FORMAT = "llm-sidecar price catalog 1"
+REQUIRED_PROVIDERS = ("openai", "anthropic", "google")
+"""A catalog missing any of these is refused: a truncated or wrong file must not silently unprice traffic."""
+OVERRIDE_SOURCE = "config [prices] override"
+
+
+class CatalogError(ValueError):
+    """A price catalog that does not parse with genai-prices' own types, or is implausibly incomplete."""
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """A parsed price catalog and where it came from."""
+
+    snapshot: data_snapshot.DataSnapshot
+    kind: str
+    """``bundled`` (inside the installed genai-prices) or ``downloaded`` (by ``sidecar prices update``)."""
+    label: str
+    """Short provenance, kept in each record's cost breakdown so a number can be audited later."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """For a downloaded catalog: source_url, downloaded_at, last_modified, sha256, providers, models, path."""
+
+
+_bundled: Catalog | None = None
+_loaded: dict[Path, tuple[tuple[int, int], Catalog]] = {}
+"""Parsed downloaded catalogs by path, with the (mtime_ns, size) they were read at: many PriceBooks in one
+process (tests, `prices show`) share one parse (~80 ms for the full catalog)."""
+
+
+def bundled_catalog() -> Catalog:
+    global _bundled
+    if _bundled is None:
+        _bundled = Catalog(data_snapshot.get_snapshot(), "bundled", CATALOG_VERSION,
+                           {"genai_prices_version": genai_prices.__version__})
+    return _bundled
+
+
+def parse_providers(data: Any) -> list[types.Provider]:
+    """Validate a raw catalog (the list genai-prices publishes as ``data.json``) with genai-prices' own types.
+
+    `_providers_from_raw` is what genai-prices' `UpdatePrices.fetch` itself uses; it is private, so the
+    dependency is pinned to a minor version (pyproject) and a missing function is a clear `CatalogError`.
+    Beyond parsing, every model's current price must resolve, and the big three providers must be there.
+    """
+    if not isinstance(data, list) or not data:
+        raise CatalogError("expected a non-empty JSON array of providers")
+    parse = getattr(types, "_providers_from_raw", None)
+    if parse is None:  # pragma: no cover - only with a genai-prices outside the pinned range
+        raise CatalogError(f"genai-prices {genai_prices.__version__} cannot parse downloaded catalogs")
+    try:
+        providers = parse(data)
+    except Exception as exc:  # pydantic's ValidationError and whatever the normaliser raises
+        raise CatalogError(f"does not parse as a genai-prices catalog: {_first_line(exc)}") from None
+    now = datetime.now(tz=UTC)
+    for provider in providers:
+        for model in provider.models:
+            try:
+                model.get_prices(now)
+            except Exception as exc:
+                raise CatalogError(f"{provider.id}/{model.id} has no usable price: {_first_line(exc)}") from None
+    have = {p.id for p in providers if p.models}
+    missing = [p for p in REQUIRED_PROVIDERS if p not in have]
+    if missing:
+        raise CatalogError(f"no models for provider(s) {', '.join(missing)}: refusing an incomplete catalog")
+    return providers
+
+
+def catalog_from_file(path: Path) -> Catalog:
+    """Read a catalog file written by ``sidecar prices update``; raises `CatalogError` / `OSError`."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise CatalogError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CATALOG_FORMAT:
+        raise CatalogError(f"{path} is not a catalog written by `sidecar prices update`")
+    providers = parse_providers(doc.get("data"))
+    meta = {k: v for k, v in doc.items() if k not in ("data", "format")}
+    meta["path"] = str(path)
+    day = str(meta.get("downloaded_at") or "")[:10] or "unknown date"
+    return Catalog(data_snapshot.DataSnapshot(providers, from_auto_update=False), "downloaded",
+                   f"genai-prices catalog downloaded {day}", meta)
+
+
+def load_catalog(data_dir: Path | None) -> Catalog:
+    """The downloaded catalog in ``data_dir`` when there is a valid one, else the bundled one. Never raises:
+    a damaged file is logged and ignored, because pricing must not stop the proxy from starting."""
+    if data_dir is None:
+        return bundled_catalog()
+    path = data_dir / CATALOG_FILE
+    try:
+        st = path.stat()
+    except OSError:
+        return bundled_catalog()
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _loaded.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        catalog = catalog_from_file(path)
+    except (CatalogError, OSError) as exc:
+        log.warning("ignoring the downloaded price catalog, using the bundled %s: %s", CATALOG_VERSION, exc)
+        catalog = bundled_catalog()
+    _loaded[path] = (stamp, catalog)
+    return catalog
+
+
+def remember_catalog(path: Path, catalog: Catalog) -> Catalog:
+    """Cache a catalog just installed at ``path`` (`load_catalog` would otherwise parse it again); its provenance
+    now names ``path``."""
+    catalog = replace(catalog, meta={**catalog.meta, "path": str(path)})
+    st = path.stat()
+    _loaded[path] = ((st.st_mtime_ns, st.st_size), catalog)
+    return catalog
 
 
 class PriceBook:
     """Cost of a request per provider and model; lookups are cached, so pricing a request is cheap."""
 
-    def __init__(self, providers: dict[str, ProviderPreset], overrides: dict[str, Price] | None = None) -> None:
+    def __init__(self, providers: dict[str, ProviderPreset], overrides: dict[str, Price] | None = None, *,
+                 data_dir: Path | None = None, catalog: Catalog | None = None) -> None:
+        """``data_dir``: where ``sidecar prices update`` saved a catalog (None = the bundled one only)."""
         self._providers = providers
         self._overrides = overrides or {}
+        self.catalog = catalog or load_catalog(data_dir)
         self._models: dict[tuple[str, str], tuple[Any, Any] | None] = {}
         self._rate_cache: dict[tuple[str, str], tuple[Any, _Rates | None]] = {}
+
+    @property
+    def source(self) -> str:
+        return self.catalog.label
 
     def cost_breakdown(self, provider: str, model: str, usage: Usage) -> tuple[float | None, dict[str, Any] | None]:
         """The cost and how it was computed: tokens × rate per meter, and where the rates came from.
@@ -41,15 +171,15 @@ class PriceBook:
         override = self._overrides.get(f"{provider}/{model}")
         if override is not None:
             rates = _Rates(override.input, override.output, override.cache_read, override.cache_write, float("inf"))
-            return rates.cost(usage), rates.breakdown(usage, "config [prices] override")
+            return rates.cost(usage), rates.breakdown(usage, OVERRIDE_SOURCE)
         found = self._lookup(provider, model)
         if found is None:
             return None, None
         rates = self._rates(provider, model, found[1])
         total = self.cost(provider, model, usage)
         if rates is not None and usage.input < rates.tier_start and total is not None:
-            return total, rates.breakdown(usage, CATALOG_VERSION)
-        return total, None if total is None else {"source": CATALOG_VERSION, "total_usd": total,
+            return total, rates.breakdown(usage, self.source)
+        return total, None if total is None else {"source": self.source, "total_usd": total,
                                                   "note": "tiered or special price: computed by the catalog"}
 
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:
@@ -79,33 +209,64 @@ class PriceBook:
             return None
         return float(calc.total_price)
 
+    def describe(self, provider: str, model: str) -> dict[str, Any] | None:
+        """The rates this book would use now, and where they come from (for ``sidecar prices show``).
+
+        USD per million tokens; ``cache_read`` / ``cache_write`` None means those tokens pay the input rate.
+        """
+        override = self._overrides.get(f"{provider}/{model}")
+        if override is not None:
+            return {"provider": provider, "model": model, "source": OVERRIDE_SOURCE, "kind": "override",
+                    "catalog_model": None, "input": override.input, "output": override.output,
+                    "cache_read": override.cache_read, "cache_write": override.cache_write, "tiers": []}
+        found = self._lookup(provider, model)
+        if found is None:
+            return None
+        catalog_provider, model_info = found
+        price = model_info.get_prices(datetime.now(tz=UTC))
+        out: dict[str, Any] = {"provider": provider, "model": model, "source": self.source, "kind": self.catalog.kind,
+                               "catalog_provider": catalog_provider.id, "catalog_model": model_info.id, "tiers": []}
+        for meter, fld in (("input", "input_mtok"), ("output", "output_mtok"), ("cache_read", "cache_read_mtok"),
+                           ("cache_write", "cache_write_mtok")):
+            v = getattr(price, fld, None)
+            if v is not None and hasattr(v, "base"):  # TieredPrices
+                out["tiers"] += [{"meter": meter, "from_input_tokens": t.start, "usd_per_mtok": float(t.price)}
+                                 for t in v.tiers]
+                v = v.base
+            out[meter] = None if v is None else float(v)
+        if isinstance(model_info.prices, list) and len(model_info.prices) > 1:
+            out["note"] = "the catalog lists dated or time-of-day prices; these are the ones in force now"
+        return out
+
     def _rates(self, provider: str, model: str, model_info: Any) -> _Rates | None:
-        """Flat per-million rates for today, cached: the catalog's own calculation costs ~70 µs a request,
+        """Flat per-million rates, cached for the UTC day: the catalog's own calculation costs ~70 µs a request,
         and pricing runs for every request. Tiered prices use their base rate below the first tier; above
-        it (and for anything unusual) the catalog computes the cost itself."""
-        today = datetime.now(tz=UTC).date()
+        it (and for anything unusual) the catalog computes the cost itself. Prices that change with the time of
+        day (DeepSeek's off-peak discount) are resolved again on every call, never cached for the day."""
+        now = datetime.now(tz=UTC)
         key = (provider, model)
         cached = self._rate_cache.get(key)
-        if cached is not None and cached[0] == today:
+        if cached is not None and cached[0] == now.date():
             return cached[1]
         rates: _Rates | None = None
         try:
-            price = model_info.get_prices(datetime.now(tz=UTC))
+            price = model_info.get_prices(now)
             tier_start = float("inf")
             values = {}
-            for field in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
-                v = getattr(price, field, None)
+            for fld in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
+                v = getattr(price, fld, None)
                 if v is not None and hasattr(v, "base"):  # TieredPrices
                     if v.tiers:
                         tier_start = min(tier_start, min(t.start for t in v.tiers))
                     v = v.base
-                values[field] = None if v is None else float(v)
+                values[fld] = None if v is None else float(v)
             if values["input_mtok"] is not None and values["output_mtok"] is not None:
                 rates = _Rates(values["input_mtok"], values["output_mtok"], values["cache_read_mtok"],
                                values["cache_write_mtok"], tier_start)
         except Exception:  # an unusual catalog entry: leave it to calc_price
             rates = None
-        self._rate_cache[key] = (today, rates)
+        if not _time_of_day_priced(model_info):
+            self._rate_cache[key] = (now.date(), rates)
         return rates
 
     def knows(self, provider: str, model: str) -> bool:
@@ -118,11 +279,21 @@ class PriceBook:
         preset = self._providers.get(provider)
         catalog_id = (preset.genai_prices_id if preset else None) or provider
         try:
-            found = data_snapshot.get_snapshot().find_provider_model(model, None, catalog_id, None)
+            found = self.catalog.snapshot.find_provider_model(model, None, catalog_id, None)
         except LookupError:
             found = None
         self._models[key] = found
         return found
+
+
+def _time_of_day_priced(model_info: Any) -> bool:
+    prices = model_info.prices
+    return isinstance(prices, list) and any(isinstance(c.constraint, types.TimeOfDateConstraint) for c in prices)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ _COLS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_toke
          "reasoning_tokens", "cost_usd", "unpriced_requests", "estimated_requests")
 
 
-def run_spend(db_path: Path, *, days: int, by: str, fmt: str) -> int:
+def run_spend(db_path: Path, *, days: int, by: str, fmt: str, prices: str = CATALOG_VERSION) -> int:
+    """``prices`` names the catalog now in use; each record's own ``cost_breakdown.source`` says what priced it."""
     if days < 1:
         print("--days must be 1 or more", file=sys.stderr)
         return 2
@@ -38,7 +39,7 @@ def run_spend(db_path: Path, *, days: int, by: str, fmt: str) -> int:
         print(f"cannot read the request log {db_path}: {exc}", file=sys.stderr)
         return 1
     if fmt == "json":
-        sys.stdout.write(orjson.dumps({"days": days, "by": by, "prices": CATALOG_VERSION, "rows": rows},
+        sys.stdout.write(orjson.dumps({"days": days, "by": by, "prices": prices, "rows": rows},
                                       option=orjson.OPT_INDENT_2).decode() + "\n")
     elif fmt == "csv":
         out = io.StringIO()
@@ -48,7 +49,7 @@ def run_spend(db_path: Path, *, days: int, by: str, fmt: str) -> int:
             writer.writerow((_key(row[by]), *("" if row[c] is None else row[c] for c in _COLS)))
         sys.stdout.write(out.getvalue())
     else:
-        sys.stdout.write(_table(rows, by, days))
+        sys.stdout.write(_table(rows, by, days, prices))
     return 0
 
 
@@ -63,7 +64,7 @@ def _money(row: dict[str, Any]) -> str:
     return text + (f" + {row['unpriced_requests']} unpriced" if row["unpriced_requests"] else "")
 
 
-def _table(rows: list[dict[str, Any]], by: str, days: int) -> str:
+def _table(rows: list[dict[str, Any]], by: str, days: int, prices: str) -> str:
     head = (by, "requests", "errors", "input", "output", "cached", "reasoning", "cost")
     body = [(_key(r[by]), str(r["requests"]), str(r["errors"]), str(r["input_tokens"]), str(r["output_tokens"]),
              str(r["cache_read_tokens"]), str(r["reasoning_tokens"]), _money(r)) for r in rows]
@@ -77,7 +78,7 @@ def _table(rows: list[dict[str, Any]], by: str, days: int) -> str:
     fmt_line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                        for i, (c, w) in enumerate(zip(cells, widths))).rstrip() + "\n"
     estimated = sum(r["estimated_requests"] for r in rows)
-    notes = f"last {days} day(s), UTC; prices: {CATALOG_VERSION} plus [prices] overrides"
+    notes = f"last {days} day(s), UTC; prices: {prices} plus [prices] overrides"
     if estimated:
         notes += f"; {estimated} request(s) with estimated usage"
     return "".join([fmt_line(head), *(fmt_line(line) for line in body), notes + "\n"])
