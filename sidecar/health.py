@@ -7,6 +7,9 @@
   the breaker, failure opens it again for twice as long (up to `MAX_OPEN_SECONDS`).
 - **Latency**: an exponentially weighted moving average of time to first token per provider+model drives the
   ``lowest_latency`` strategy; recent samples give the percentiles that ``/_sidecar/stats`` shows.
+- **Rate limits seen**: every outcome that comes with the provider's response headers hands them to
+  `HealthBook.ratelimits` (`sidecar.ratelimits`), which keeps the latest quota figures per provider for the
+  control API's provider pages.
 
 All of it is in memory and cheap to update on every attempt; it is advice for routing, never a reason to drop a
 request that has no other target (a single target in cool-down fails fast with a clear error instead).
@@ -14,6 +17,7 @@ request that has no other target (a single target in cool-down fails fast with a
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -23,6 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from sidecar.ratelimits import RateLimitBook
+
+log = logging.getLogger("sidecar.health")
 
 FAILURES_TO_OPEN = 5
 FIRST_OPEN_SECONDS = 15.0
@@ -52,9 +60,12 @@ class ProviderHealth:
 
 
 class HealthBook:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._providers: dict[str, ProviderHealth] = {}
+        self.ratelimits = RateLimitBook(wall_clock)
+        """The latest rate-limit headers per provider, fed by the outcomes below when they carry headers."""
 
     def get(self, provider: str) -> ProviderHealth:
         health = self._providers.get(provider)
@@ -114,12 +125,16 @@ class HealthBook:
 
     # ------------------------------------------------------------------------------------------- outcomes
 
-    def success(self, provider: str, model: str, *, duration_ms: float, ttft_ms: float | None) -> None:
+    def success(self, provider: str, model: str, *, duration_ms: float, ttft_ms: float | None,
+                headers: Mapping[str, str] | None = None, status: int | None = None) -> None:
+        if headers is not None:
+            self.ratelimits.observe(provider, headers, status)
         health = self.get(provider)
         health.recent.append((True, duration_ms))
         health.consecutive_failures = 0
         if health.breaker != "closed":
             health.breaker, health.open_seconds = "closed", FIRST_OPEN_SECONDS
+            log.info("%s breaker closed: it answers again", provider, extra={"notice": "breaker", "provider": provider})
         health.probe_in_flight = False
         sample = ttft_ms if ttft_ms is not None else duration_ms
         old = health.ttft_ewma.get(model)
@@ -129,6 +144,8 @@ class HealthBook:
                 headers: Mapping[str, str] | None = None, body: bytes = b"") -> None:
         """Record a failed attempt. Only provider-side failures count towards the breaker; a 4xx the request
         caused is not the provider's fault (and is not reported here)."""
+        if headers is not None:
+            self.ratelimits.observe(provider, headers, status)
         health = self.get(provider)
         health.recent.append((False, duration_ms))
         now = self._clock()
@@ -142,17 +159,25 @@ class HealthBook:
         if health.breaker == "half_open":
             health.open_seconds = min(health.open_seconds * 2, MAX_OPEN_SECONDS)
             health.breaker, health.open_until = "open", now + health.open_seconds
+            log.warning("%s breaker open again for %gs: its probe failed", provider, health.open_seconds,
+                        extra={"notice": "breaker", "provider": provider})
         elif health.breaker == "closed" and health.consecutive_failures >= FAILURES_TO_OPEN:
             health.breaker, health.open_until = "open", now + health.open_seconds
+            log.warning("%s breaker opened for %gs after %d failures in a row", provider, health.open_seconds,
+                        health.consecutive_failures, extra={"notice": "breaker", "provider": provider})
         health.probe_in_flight = False
 
-    def alive(self, provider: str) -> None:
+    def alive(self, provider: str, *, headers: Mapping[str, str] | None = None, status: int | None = None) -> None:
         """The provider answered properly, though not with success (a 4xx the request caused)."""
+        if headers is not None:
+            self.ratelimits.observe(provider, headers, status)
         health = self._providers.get(provider)
         if health is not None:
             health.consecutive_failures = 0
             if health.breaker != "closed":
                 health.breaker, health.open_seconds = "closed", FIRST_OPEN_SECONDS
+                log.info("%s breaker closed: it answers again", provider,
+                         extra={"notice": "breaker", "provider": provider})
             health.probe_in_flight = False
 
     def release_probe(self, provider: str) -> None:
@@ -164,29 +189,34 @@ class HealthBook:
     # ------------------------------------------------------------------------------------------- reporting
 
     def snapshot(self) -> list[dict[str, Any]]:
-        now = self._clock()
-        wall = time.time()
-        out = []
-        for p, h in sorted(self._providers.items()):
-            durations = sorted(d for ok, d in h.recent if ok)
-            errors = sum(1 for ok, _ in h.recent if not ok)
-            state = h.breaker
-            if state == "open" and now >= h.open_until:
-                state = "half_open"
-            out.append({
-                "provider": p,
-                "breaker": state,
-                "consecutive_failures": h.consecutive_failures,
-                "cooldown_until": _iso(wall + h.cooldown_until - now) if h.cooldown_until > now else None,
-                "cooldown_reason": h.cooldown_reason if h.cooldown_until > now else None,
-                "open_until": _iso(wall + h.open_until - now) if state == "open" else None,
-                "recent_attempts": len(h.recent),
-                "error_rate": round(errors / len(h.recent), 4) if h.recent else None,
-                "latency_ms_p50": _pct(durations, 0.5),
-                "latency_ms_p95": _pct(durations, 0.95),
-                "ttft_ms_ewma": {m: round(v, 2) for m, v in sorted(h.ttft_ewma.items())},
-            })
-        return out
+        now, wall = self._clock(), time.time()
+        return [_row(h, now, wall) for _, h in sorted(self._providers.items())]
+
+    def snapshot_one(self, provider: str) -> dict[str, Any] | None:
+        """`snapshot`'s row for one provider, or None when it has not been tried yet."""
+        health = self._providers.get(provider)
+        return None if health is None else _row(health, self._clock(), time.time())
+
+
+def _row(h: ProviderHealth, now: float, wall: float) -> dict[str, Any]:
+    durations = sorted(d for ok, d in h.recent if ok)
+    errors = sum(1 for ok, _ in h.recent if not ok)
+    state = h.breaker
+    if state == "open" and now >= h.open_until:
+        state = "half_open"
+    return {
+        "provider": h.provider,
+        "breaker": state,
+        "consecutive_failures": h.consecutive_failures,
+        "cooldown_until": _iso(wall + h.cooldown_until - now) if h.cooldown_until > now else None,
+        "cooldown_reason": h.cooldown_reason if h.cooldown_until > now else None,
+        "open_until": _iso(wall + h.open_until - now) if state == "open" else None,
+        "recent_attempts": len(h.recent),
+        "error_rate": round(errors / len(h.recent), 4) if h.recent else None,
+        "latency_ms_p50": _pct(durations, 0.5),
+        "latency_ms_p95": _pct(durations, 0.95),
+        "ttft_ms_ewma": {m: round(v, 2) for m, v in sorted(h.ttft_ewma.items())},
+    }
 
 
 def _pct(sorted_values: list[float], q: float) -> float | None:

@@ -1,5 +1,5 @@
-"""Providers: one row per provider (configuration from `/health`, live health from `/stats`), and a
-detail page per provider. Refreshed every `REFRESH_S` while shown and on `r`.
+"""Providers: one row per provider (configuration from `/health`, live health from `/stats`); `enter` opens
+the provider's tabbed page (`tui.screens.provider_page`). Refreshed every `REFRESH_S` while shown and on `r`.
 
 `/stats` is asked with `since` = now, so the store aggregates nothing: only `providers_health`
 is wanted here, and it is live state in the proxy, not history.
@@ -14,7 +14,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -22,6 +21,7 @@ from textual.widgets import DataTable, Footer, Static
 from tui.client import ControlClient, describe_error
 from tui.format import fmt_ms
 from tui.providers import ProviderInfo, fmt_breaker, fmt_rate, fmt_ttft, fmt_until, join
+from tui.screens.provider_page import ProviderPageScreen
 from tui.spend import iso
 
 REFRESH_S = 5.0
@@ -32,7 +32,6 @@ COLUMNS = (
 )  # fmt: skip
 LEVEL_VARS = {"success": "text-success", "warning": "text-warning", "error": "text-error",
               "muted": "text-muted"}  # fmt: skip
-Part = str | tuple[str, str]
 
 
 class ProvidersTable(DataTable[Text]):
@@ -79,35 +78,6 @@ class ProvidersTable(DataTable[Text]):
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
 
-def detail(p: ProviderInfo) -> Content:
-    """Every field of one provider, labelled; TTFT EWMA one line per model."""
-    level = {"success": "$text-success", "warning": "$text-warning", "error": "$text-error"}
-    fields: list[tuple[str, Part]] = [
-        ("adapter", p.adapter or "?"),
-        ("base URL", p.base_url or "?"),
-        ("key in keyring", p.key_state),
-        ("configured", "yes" if p.configured else "no (health only)"),
-        ("breaker", (fmt_breaker(p), f"bold {level.get(p.breaker_level, '')}")),
-        ("consecutive failures", str(p.consecutive_failures) if p.consecutive_failures is not None else "-"),
-        ("open until", fmt_until(p.open_until)),
-        ("cool-down until", fmt_until(p.cooldown_until)),
-        ("cool-down reason", p.cooldown_reason or "-"),
-        ("recent attempts", str(p.recent_attempts) if p.recent_attempts is not None else "-"),
-        ("error rate", fmt_rate(p.error_rate)),
-        ("latency p50", fmt_ms(p.latency_ms_p50)),
-        ("latency p95", fmt_ms(p.latency_ms_p95)),
-    ]  # fmt: skip
-    parts: list[Part] = [(p.id, "bold $text-primary"), "\n\n"]
-    for label, value in fields:
-        parts += [(f"{label:<22}", "dim"), value, "\n"]
-    parts += ["\n", ("TTFT (EWMA) by model", "bold"), "\n"]
-    if not p.ttft_ms_ewma:
-        parts += [("  no streamed responses measured yet", "dim"), "\n"]
-    for model, ms in sorted(p.ttft_ms_ewma.items()):
-        parts += [f"  {model:<36}", fmt_ms(ms), "\n"]
-    return Content.assemble(*parts)
-
-
 async def load(client: ControlClient) -> list[ProviderInfo]:
     health, stats = await asyncio.gather(
         client.health(), client.stats(iso(datetime.now(timezone.utc)))
@@ -115,50 +85,11 @@ async def load(client: ControlClient) -> list[ProviderInfo]:
     return join(health, stats)
 
 
-class ProviderDetailScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape", "back", "Back", id="provider.back"),
-        Binding("q", "back", "Back", id="provider.back_q", show=False),
-        Binding("r", "refresh", "Refresh", id="provider.refresh"),
-    ]
-
-    def __init__(self, info: ProviderInfo, client: ControlClient) -> None:
-        super().__init__()
-        self.info = info
-        self.client = client
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="provider"):
-            yield Static(detail(self.info), id="provider-detail")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#provider").border_title = f"Provider {self.info.id}"
-        self.query_one("#provider").focus()
-        self.set_interval(REFRESH_S, self.action_refresh, name="provider-refresh")
-
-    def action_refresh(self) -> None:
-        self.run_worker(self._load(), exclusive=True, group="provider")
-
-    async def _load(self) -> None:
-        try:
-            rows = await load(self.client)
-        except Exception:
-            return  # keep showing what we had
-        for p in rows:
-            if p.id == self.info.id:
-                self.info = p
-                self.query_one("#provider-detail", Static).update(detail(p))
-
-    def action_back(self) -> None:
-        self.dismiss()
-
-
 class ProvidersScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back", id="providers.back"),
         Binding("enter", "open", "Detail", id="providers.detail", priority=True,
-                tooltip="Open the provider under the cursor."),
+                tooltip="Open the provider's page: overview, models, pricing, limits, features, health."),
         Binding("r", "refresh", "Refresh", id="providers.refresh"),
     ]  # fmt: skip
 
@@ -200,7 +131,7 @@ class ProvidersScreen(Screen[None]):
         if info is None:
             self.app.bell()
             return
-        self.app.push_screen(ProviderDetailScreen(info, self.client))
+        self.app.push_screen(ProviderPageScreen(info, self.client))
 
     @on(DataTable.RowSelected)
     def _clicked(self, event: DataTable.RowSelected) -> None:
