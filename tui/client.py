@@ -261,3 +261,25 @@ class ControlClient:
         async for chunk in resp.content.iter_any():
             for ev in parser.feed(chunk):
                 yield ev
+
+    @property
+    def has_token(self) -> bool:
+        """Whether calls carry a client token (`SIDECAR_TOKEN`): the TUI only gets one when the sidecar wants it."""
+        return bool(os.environ.get("SIDECAR_TOKEN"))
+
+    async def post_raw(
+        self, path: str, data: bytes, headers: dict[str, str], *, keep: int = 65536, idle_timeout: float = 600.0
+    ) -> tuple[int, dict[str, str], bytes]:
+        """POST `data` to any sidecar path (a replay goes to an inbound endpoint) with this client's token.
+
+        Answers (status, headers, the first `keep` bytes). The whole answer is read, so the sidecar records a
+        finished request rather than a client that hung up; a generation can be silent for minutes, and the
+        sidecar's own timeouts end it, so the idle limit here is generous."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._json_timeout.sock_connect,
+                                        sock_read=idle_timeout)
+        async with self._http().post(self.url + path, data=data, headers=headers, timeout=timeout) as resp:
+            head = bytearray()
+            async for chunk in resp.content.iter_any():
+                if len(head) < keep:
+                    head += chunk[: keep - len(head)]
+            return resp.status, dict(resp.headers), bytes(head)

@@ -13,15 +13,19 @@ from typing import Any
 import orjson
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.highlight import highlight
-from textual.screen import Screen
+from textual.markup import escape
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from tui import format as fmt
 from tui.client import ControlClient, describe_error
+from tui.curl import Curl, NotReplayable, direct, inbound_request, via_sidecar
+from tui.replay import replay
 from tui.row import RequestRow
+from tui.screens.keys import ConfirmScreen
 
 BODY_DISPLAY_CHARS = 200_000
 """Pretty-printed bodies are cut here: highlighting runs in a thread, but the Static still lays
@@ -122,13 +126,90 @@ def body(text: Any, *, truncated: bool) -> Content:
     return Content.assemble(content, ("\n" + note, "$text-warning")) if note else content
 
 
+CURL_HIGHLIGHT_CHARS = 20_000
+"""Longer commands are shown plain: highlighting runs on the event loop here."""
+
+
+class CurlScreen(ModalScreen[None]):
+    """A curl command for the request, readable and copied to the clipboard (OSC 52) as it is shown.
+
+    Two variants (via the sidecar, direct to the provider); `C` switches and copies the other one. A variant
+    that cannot be made shows why instead, and copies nothing."""
+
+    BINDINGS = [
+        Binding("escape,q", "close", "Close", id="curl.close"),
+        Binding("C", "switch", "Other variant", id="curl.switch"),
+        Binding("c", "copy", "Copy again", id="curl.copy"),
+    ]
+
+    def __init__(self, variants: dict[str, Curl], shown: str) -> None:
+        super().__init__()
+        self.variants = variants
+        self.shown = shown
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="curl-dialog", classes="dialog"):
+            yield Static("", id="curl-title", classes="dialog-title")
+            with VerticalScroll(id="curl-scroll"):
+                yield Static("", id="curl-command")
+            yield Static("", id="curl-note")
+            yield Static(Content.assemble(("C", "bold"), " other variant   ", ("c", "bold"), " copy again   ",
+                                          ("esc", "bold"), " close"), classes="dialog-hint")  # fmt: skip
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        curl = self.variants[self.shown]
+        other = next(v for k, v in self.variants.items() if k != self.shown)
+        self.query_one("#curl-title", Static).update(Content.assemble(
+            ("curl ", "bold"), (curl.title, "bold $text-primary"), (f"   (C: {other.title})", "dim")))
+        if curl.command is None:
+            shown = Content.assemble(("no command: ", "$text-warning"), curl.note)
+            self.query_one("#curl-note", Static).update("")
+        else:
+            text = curl.command
+            cut = len(text) > BODY_DISPLAY_CHARS
+            text = text[:BODY_DISPLAY_CHARS] if cut else text
+            shown = highlight(text, language="bash") if len(text) <= CURL_HIGHLIGHT_CHARS else Content(text)
+            if cut:
+                shown = Content.assemble(shown, ("\n… shown in part; the clipboard has all of it", "$text-warning"))
+            self.query_one("#curl-note", Static).update(Content.assemble((curl.note, "dim")))
+        self.query_one("#curl-command", Static).update(shown)
+        self.action_copy()
+
+    def action_copy(self) -> None:
+        curl = self.variants[self.shown]
+        if curl.command is None:
+            self.app.notify(f"no curl {curl.title}: {curl.note}", severity="warning", markup=False)
+            return
+        self.app.copy_to_clipboard(curl.command)
+        self.app.notify(f"curl {curl.title} copied to the clipboard", markup=False)
+
+    def action_switch(self) -> None:
+        self.shown = next(k for k in self.variants if k != self.shown)
+        self._show()
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+
 class DetailScreen(Screen[None]):
-    """One request, scrollable; `escape` or `q` goes back to the list (k9s-style crumbs)."""
+    """One request, scrollable; `escape` or `q` goes back to the list (k9s-style crumbs).
+
+    Actions: `c` copies a curl for the request (via the sidecar; `C` direct to the provider), `R` replays
+    it through the sidecar after asking (it costs money)."""
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="detail.back"),
         Binding("q", "back", "Back", id="detail.back_q", show=False),
-    ]
+        Binding("c", "copy_curl('sidecar')", "Copy curl", id="detail.copy_curl",
+                tooltip="Copy a curl command that sends this request again via the sidecar, and show it."),
+        Binding("C", "copy_curl('direct')", "Curl direct", id="detail.copy_curl_direct", show=False,
+                tooltip="Copy a curl straight to the provider, the key read from the keyring at run time."),
+        Binding("R", "replay", "Replay", id="detail.replay",
+                tooltip="Send this request again through the sidecar (asks first: it costs money)."),
+    ]  # fmt: skip
 
     def __init__(self, request_id: str, client: ControlClient, row: RequestRow | None) -> None:
         super().__init__()
@@ -137,6 +218,9 @@ class DetailScreen(Screen[None]):
         self.row = row
         self.record: dict[str, Any] | None = None
         """The fetched record with bodies, once loaded."""
+        self.load_error: str | None = None
+        self.providers: list[dict[str, Any]] | None = None
+        """`/_sidecar/health`'s providers (for the direct curl); None until read or when it failed."""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
@@ -168,7 +252,8 @@ class DetailScreen(Screen[None]):
         try:
             rec = await self.client.request(self.request_id)
         except Exception as exc:  # shown, not raised: an offline sidecar is a normal state
-            msg = Content.assemble((f"could not load: {describe_error(exc)}", "$text-error"))
+            self.load_error = describe_error(exc)
+            msg = Content.assemble((f"could not load: {self.load_error}", "$text-error"))
             for wid in ("#request-body", "#response-body"):
                 self.query_one(wid, Static).update(msg)
             return
@@ -187,6 +272,62 @@ class DetailScreen(Screen[None]):
         )
         self.query_one("#request-body", Static).update(req)
         self.query_one("#response-body", Static).update(resp)
+        try:
+            providers = (await self.client.health()).get("providers")
+            self.providers = [p for p in providers if isinstance(p, dict)] if isinstance(providers, list) else None
+        except Exception:
+            self.providers = None  # only the direct curl needs it, and it says so
 
     def action_back(self) -> None:
         self.dismiss()
+
+    def _loaded(self) -> dict[str, Any] | None:
+        """The full record, or None after telling the user why there is none yet."""
+        if self.record is None:
+            why = f"could not load the request: {self.load_error}" if self.load_error else "still loading the request"
+            self.app.notify(why, severity="warning", markup=False)
+        return self.record
+
+    def curls(self) -> dict[str, Curl]:
+        """Both curl variants of the loaded record ({} when it is not loaded)."""
+        if self.record is None:
+            return {}
+        return {"sidecar": via_sidecar(self.record, self.client.url, token=self.client.has_token),
+                "direct": direct(self.record, self.providers)}
+
+    def action_copy_curl(self, variant: str) -> None:
+        if self._loaded() is not None:
+            self.app.push_screen(CurlScreen(self.curls(), variant))
+
+    def action_replay(self) -> None:
+        rec = self._loaded()
+        if rec is None:
+            return
+        try:
+            inbound_request(rec)
+        except NotReplayable as exc:
+            self.app.notify(f"cannot replay: {exc}", severity="warning", markup=False)
+            return
+        model = rec.get("requested_model") or rec.get("model") or "?"
+        served = f" (last time {rec['provider']}/{rec['model']})" if rec.get("provider") and rec.get("model") else ""
+        question = (f"Replay to {model}{served}?\nIt goes through the sidecar to the provider again "
+                    "and costs money.")
+
+        app, client, rid = self.app, self.client, self.request_id
+
+        async def run() -> None:
+            app.notify(f"replaying {rid}…", markup=False)
+            try:
+                result = await replay(client, rec)
+            except Exception as exc:
+                app.notify(f"replay failed: {describe_error(exc)}", severity="error", markup=False)
+                return
+            app.notify(result.describe(rid), severity="information" if result.ok else "error", markup=False)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                # The app runs it, not this screen: leaving the screen must not cut the request off mid-way.
+                app.run_worker(run(), group="replay", exit_on_error=False)
+
+        # The model name comes from the client: escaped, so a `[` in it is text, not markup.
+        app.push_screen(ConfirmScreen(escape(question)), answered)
