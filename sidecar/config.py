@@ -16,15 +16,18 @@ from typing import Any
 import platformdirs
 
 from adapters.presets import ADAPTERS, PRESETS, ProviderPreset
+from sidecar.config_checks import ConfigError, positive_int
+from sidecar.config_checks import no_unknown as _no_unknown
+from sidecar.config_checks import port as _port
+from sidecar.config_checks import table as _table
+from sidecar.config_checks import typed as _typed
+from sidecar.limits import MIB, RequestLimits
+from sidecar.store_backlog import DEFAULT_LIMIT as DEFAULT_BACKLOG
 
 APP_NAME = "llm-sidecar"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 STRATEGIES = ("order", "lowest_latency", "lowest_cost", "weighted")
-
-
-class ConfigError(ValueError):
-    """The config file is unreadable or says something the sidecar cannot honour."""
 
 
 def config_dir() -> Path:
@@ -104,10 +107,12 @@ class Budgets:
 
 @dataclass(frozen=True, slots=True)
 class Otel:
-    """``[otel]``: optional OpenTelemetry export (OTLP/HTTP, protobuf) of one span and a few metrics per request.
+    """``[otel]``: optional OpenTelemetry export (OTLP over HTTP/protobuf or gRPC) of one span and a few metrics
+    per request.
 
-    ``endpoint`` is the collector's base URL (``/v1/traces`` and ``/v1/metrics`` are appended). ``headers`` go to
-    the collector only (e.g. its own auth); provider keys and request content are never exported.
+    ``endpoint`` is the collector's base URL (over HTTP ``/v1/traces`` and ``/v1/metrics`` are appended; over gRPC
+    it is ``scheme://host:port``, https meaning TLS). ``headers`` go to the collector only (e.g. its own auth);
+    provider keys and request content are never exported.
     """
 
     endpoint: str
@@ -117,6 +122,8 @@ class Otel:
     metrics: bool = True
     export_interval_s: float = 60.0
     """How often metrics are pushed; spans go in batches as they come. Both are flushed at shutdown."""
+    protocol: str = "http/protobuf"
+    """``http/protobuf`` (collectors listen on 4318) or ``grpc`` (on 4317): ``OTEL_EXPORTER_OTLP_PROTOCOL``'s names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +146,13 @@ class Config:
     """None (the default): no OpenTelemetry export at all."""
     store_bodies: bool = True
     body_cap_bytes: int = 256 * 1024
+    store_backlog: int = DEFAULT_BACKLOG
+    """Records held in memory while the request log cannot be written (disk full, ...); oldest dropped beyond."""
     data_dir: Path = field(default_factory=data_dir)
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    """``[limits]``: body and header sizes, header count, messages and parts per request."""
+    tui_keymap: dict[str, str] = field(default_factory=dict)
+    """``[tui] keymap``: binding id → key (``"app.spend" = "S"``), applied with Textual's ``set_keymap``."""
     source: Path | None = None
     """The file this was loaded from, if any."""
     warnings: tuple[str, ...] = ()
@@ -171,14 +184,14 @@ def load_config(path: Path | None = None, *, explicit: bool = False) -> Config:
 
 def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Config:
     """Resolve a parsed TOML document into a `Config`; public so tests and the demo build configs in code."""
-    known = {"server", "providers", "models", "timeouts", "prices", "store", "budgets", "otel"}
+    known = {"server", "providers", "models", "timeouts", "prices", "store", "budgets", "otel", "limits", "tui"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     server = _table(raw, "server")
     store = _table(raw, "store")
     _no_unknown(server, "server", {"host", "port", "allowed_hosts", "allowed_origins", "require_token"})
-    _no_unknown(store, "store", {"bodies", "body_cap_kb", "data_dir"})
+    _no_unknown(store, "store", {"bodies", "body_cap_kb", "data_dir", "backlog"})
     kwargs: dict[str, Any] = {"source": source}
     if "host" in server:
         kwargs["host"] = _typed(server, "host", str, "server")
@@ -201,6 +214,8 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Conf
         kwargs["body_cap_bytes"] = cap_kb * 1024
     if "data_dir" in store:
         kwargs["data_dir"] = Path(_typed(store, "data_dir", str, "store")).expanduser()
+    if "backlog" in store:
+        kwargs["store_backlog"] = positive_int(store, "backlog", "store")
     providers = _providers(_table(raw, "providers"))
     kwargs["providers"] = providers
     kwargs["models"] = _models(_table(raw, "models"), providers)
@@ -209,6 +224,8 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Conf
     kwargs["budgets"] = _budgets(_table(raw, "budgets"), providers)
     if "otel" in raw:
         kwargs["otel"] = _otel(_table(raw, "otel"))
+    kwargs["limits"] = _request_limits(_table(raw, "limits"))
+    kwargs["tui_keymap"] = _tui_keymap(_table(raw, "tui"))
     return Config(**kwargs)
 
 
@@ -356,7 +373,8 @@ def _budgets(table: dict[str, Any], providers: dict[str, ProviderPreset]) -> Bud
     return Budgets(mode, total, scoped["providers"], scoped["clients"])
 
 
-_OTEL_KEYS = {"endpoint", "headers", "service_name", "traces", "metrics", "export_interval_s"}
+_OTEL_KEYS = {"endpoint", "headers", "service_name", "traces", "metrics", "export_interval_s", "protocol"}
+OTEL_PROTOCOLS = ("http/protobuf", "grpc")
 
 
 def _otel(table: dict[str, Any]) -> Otel | None:
@@ -388,37 +406,49 @@ def _otel(table: dict[str, Any]) -> Otel | None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
             raise ConfigError(f"[otel] export_interval_s must be a positive number of seconds, got {v!r}")
         values["export_interval_s"] = float(v)
+    if "protocol" in table:
+        protocol = _typed(table, "protocol", str, "otel").strip()
+        if protocol not in OTEL_PROTOCOLS:
+            raise ConfigError(f"[otel] protocol must be one of {', '.join(OTEL_PROTOCOLS)}, got {protocol!r}")
+        if protocol == "grpc" and "/" in endpoint.split("://", 1)[1]:
+            raise ConfigError(f'[otel] with protocol = "grpc" the endpoint is scheme://host:port, got {endpoint!r}')
+        values["protocol"] = protocol
     otel = Otel(**values)
     return otel if otel.traces or otel.metrics else None
 
 
+def _request_limits(table: dict[str, Any]) -> RequestLimits:
+    _no_unknown(table, "limits", {"max_body_mb", "max_header_bytes", "max_headers", "max_messages", "max_parts"})
+    values: dict[str, int] = {}
+    if "max_body_mb" in table:
+        mb = table["max_body_mb"]
+        if isinstance(mb, bool) or not isinstance(mb, (int, float)) or mb <= 0:
+            raise ConfigError(f"[limits] max_body_mb must be a positive number of MiB, got {mb!r}")
+        values["max_body_bytes"] = int(mb * MIB)
+    if "max_header_bytes" in table:  # below 1 KiB ordinary SDK requests would be refused
+        values["max_header_bytes"] = positive_int(table, "max_header_bytes", "limits", minimum=1024)
+    for key in ("max_headers", "max_messages", "max_parts"):
+        if key in table:
+            values[key] = positive_int(table, key, "limits")
+    return RequestLimits(**values)
+
+
+def _tui_keymap(table: dict[str, Any]) -> dict[str, str]:
+    """``[tui] keymap = {"app.spend" = "S"}``: binding ids and key strings are checked by the TUI, which
+    knows them; here only the shape (strings to non-empty strings)."""
+    _no_unknown(table, "tui", {"keymap"})
+    keymap: dict[str, str] = {}
+    pending = list((_typed(table, "keymap", dict, "tui") if "keymap" in table else {}).items())
+    while pending:
+        binding, keys = pending.pop(0)
+        if isinstance(keys, dict):  # unquoted dotted ids (app.spend = "S") arrive as nested tables
+            pending.extend((f"{binding}.{k}", v) for k, v in keys.items())
+        elif isinstance(keys, str) and keys.strip():
+            keymap[binding] = keys.strip()
+        else:
+            raise ConfigError(f'[tui] keymap "{binding}" must be a key string such as "S" or "ctrl+s", got {keys!r}')
+    return keymap
+
+
 _PROVIDER_KEYS = {"adapter", "base_url", "key", "responses_api", "stream_usage", "models", "headers"}
 _ALIAS_KEYS = {"targets", "strategy", "weights"}
-
-
-def _no_unknown(table: dict[str, Any], where: str, known: set[str]) -> None:
-    """A misspelt key (``base_ur``) silently ignored would send traffic somewhere unintended: refuse it."""
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"[{where}] unknown key(s): {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(known))})")
-
-
-def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{key}] must be a table")
-    return value
-
-
-def _typed(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    value = table[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"[{where}] {key} must be a {kind.__name__}, got {value!r}")
-    return value
-
-
-def _port(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-        raise ConfigError(f"[server] port must be an integer 0-65535, got {value!r}")
-    return value

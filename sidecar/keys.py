@@ -17,11 +17,18 @@ from typing import Protocol
 import keyring
 import keyring.errors
 
+from sidecar.keyring_help import STORES_NOTHING, KeyringProblem, backend_problem, diagnose
+
 SERVICE = "llm-sidecar"
 
 
 class KeyStoreError(RuntimeError):
-    """The keyring backend is missing, locked or failing. The message says how to fix it."""
+    """The keyring backend is missing, locked or failing. The message says how to fix it on this platform."""
+
+    def __init__(self, message: str, problem: KeyringProblem | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+        """What kind of trouble it is (sidecar/keyring_help.py), for ``sidecar doctor``; None if unknown."""
 
 
 class KeyStore(Protocol):
@@ -30,47 +37,39 @@ class KeyStore(Protocol):
     def delete(self, provider: str) -> bool: ...
 
 
-def _explain(exc: Exception) -> KeyStoreError:
-    backend = type(keyring.get_keyring()).__module__ + "." + type(keyring.get_keyring()).__name__
-    if isinstance(exc, keyring.errors.NoKeyringError):
-        hint = (
-            "no usable keyring backend was found. On Linux start a Secret Service "
-            "(GNOME Keyring or KWallet, or KeePassXC with its Secret Service integration); on macOS and "
-            "Windows the system keychain is used. To pick a backend explicitly set PYTHON_KEYRING_BACKEND. "
-            "`sidecar doctor` shows what keyring sees."
-        )
-    elif isinstance(exc, keyring.errors.KeyringLocked):
-        hint = "the keyring is locked; unlock it (log in to your desktop session or unlock it in your keyring app)."
-    elif isinstance(exc, keyring.errors.InitError):
-        hint = "the keyring could not be opened (no unlock prompt could be shown?); unlock it from your desktop session."
-    else:
-        hint = f"the keyring backend failed ({type(exc).__name__})."
-    # Deliberately not chaining `exc`: backend errors can carry attribute values in their text.
-    return KeyStoreError(f"keyring ({backend}): {hint}")
+def _explain(problem: KeyringProblem) -> KeyStoreError:
+    # Never chained to the backend's exception: its text can carry item attributes.
+    return KeyStoreError(problem.message(), problem)
 
 
 class KeyringStore:
-    """The OS keyring through the `keyring` library."""
+    """The OS keyring through the `keyring` library.
+
+    Every failure becomes a `KeyStoreError` with a one-paragraph explanation: keyring's own errors, and the
+    ones some backends raise past it (D-Bus errors, ``pywintypes.error``), so no caller ever sees a traceback."""
 
     def get(self, provider: str) -> str | None:
         try:
             return keyring.get_password(SERVICE, provider) or None
-        except keyring.errors.KeyringError as exc:
-            raise _explain(exc) from None
+        except Exception as exc:
+            raise _explain(diagnose(exc)) from None
 
     def set(self, provider: str, secret: str) -> None:
+        problem = backend_problem()
+        if problem is not None and problem.kind == STORES_NOTHING:
+            raise _explain(problem)  # `keys set` must not report success for a key that went nowhere
         try:
             keyring.set_password(SERVICE, provider, secret)
-        except keyring.errors.KeyringError as exc:
-            raise _explain(exc) from None
+        except Exception as exc:
+            raise _explain(diagnose(exc)) from None
 
     def delete(self, provider: str) -> bool:
         try:
             keyring.delete_password(SERVICE, provider)
         except keyring.errors.PasswordDeleteError:
             return False
-        except keyring.errors.KeyringError as exc:
-            raise _explain(exc) from None
+        except Exception as exc:
+            raise _explain(diagnose(exc)) from None
         return True
 
 
@@ -94,6 +93,13 @@ class MemoryKeyStore:
 class _Cached:
     value: str | None
     expires: float
+    error: KeyStoreError | None = None
+
+
+ERROR_TTL = 5.0
+"""Seconds a keyring failure is remembered. A locked Secret Service may raise an unlock prompt per lookup, and the
+TUI polls /health (one lookup per provider) every few seconds: without this, a locked keyring means a storm of
+prompts and D-Bus round trips. After unlocking, requests work again within this time."""
 
 
 class KeyCache:
@@ -112,16 +118,19 @@ class KeyCache:
     async def get(self, provider: str) -> str | None:
         hit = self._cache.get(provider)
         now = time.monotonic()
-        if hit is not None and hit.expires > now:
-            return hit.value
-        lock = self._locks.setdefault(provider, asyncio.Lock())
-        async with lock:  # one keyring lookup per provider, however many requests arrive at once
-            hit = self._cache.get(provider)
-            if hit is not None and hit.expires > time.monotonic():
-                return hit.value
-            value = await asyncio.to_thread(self.store.get, provider)
-            self._cache[provider] = _Cached(value, time.monotonic() + self.ttl)
-            return value
+        if hit is None or hit.expires <= now:
+            lock = self._locks.setdefault(provider, asyncio.Lock())
+            async with lock:  # one keyring lookup per provider, however many requests arrive at once
+                hit = self._cache.get(provider)
+                if hit is None or hit.expires <= time.monotonic():
+                    try:
+                        hit = _Cached(await asyncio.to_thread(self.store.get, provider), time.monotonic() + self.ttl)
+                    except KeyStoreError as exc:
+                        hit = _Cached(None, time.monotonic() + ERROR_TTL, exc)
+                    self._cache[provider] = hit
+        if hit.error is not None:  # a fresh exception each time: re-raising one would grow its traceback
+            raise KeyStoreError(str(hit.error), hit.error.problem)
+        return hit.value
 
     def invalidate(self, provider: str | None = None) -> None:
         if provider is None:

@@ -4,27 +4,31 @@ The proxy calls `RequestStore.add()` on the hot path of every LLM call, so `add(
 snapshots the record and enqueues it; a single writer thread owns the write connection
 and commits batches (one transaction per ~50 ms or 256 rows). Reads open their own
 read-only connections, which WAL lets run concurrently with the writer.
+
+When the database cannot be written (disk full, read-only, data dir removed) the proxy carries on: the
+writer holds records in a bounded in-memory backlog, logs one warning per outage, retries with backoff
+and writes the backlog in order once it can (sidecar/store_backlog.py); `health()` reports the state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .records import RequestRecord
+from sidecar import store_stats
+from sidecar.records import RequestRecord
+from sidecar.store_backlog import DEFAULT_LIMIT, Backlog, Outage, Row, describe, is_outage, keeps_connection
+from sidecar.store_schema import COLS_SQL, COLUMNS, INSERT_REQUEST, JSON_COLUMNS, UPSERT_BODIES, migrate
 
 log = logging.getLogger("sidecar.store")
 
@@ -32,87 +36,37 @@ FLUSH_INTERVAL = 0.05
 """Seconds a batch may stay open after its first row: bounds how stale reads can be."""
 BATCH_MAX = 256
 BUSY_TIMEOUT_S = 5.0
+SPEND_KEYS = store_stats.SPEND_KEYS
+"""Re-exported: the CLI's spend report imports it from here."""
 
-_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
-_COLS_SQL = ", ".join(_COLUMNS)
-_JSON_COLUMNS = frozenset({"attempts", "cost_breakdown"})
-_INSERT_REQUEST = (f"INSERT OR REPLACE INTO requests ({_COLS_SQL})"
-                   f" VALUES ({', '.join('?' * len(_COLUMNS))})")
-# A record is often added twice (stream start, stream end) with different bodies known
-# each time; keep whichever body a later add leaves out instead of wiping it.
-_UPSERT_BODIES = """
-INSERT INTO bodies (request_id, request_body, response_body, truncated) VALUES (?, ?, ?, ?)
-ON CONFLICT (request_id) DO UPDATE SET
-    request_body = COALESCE(excluded.request_body, request_body),
-    response_body = COALESCE(excluded.response_body, response_body),
-    truncated = MAX(truncated, excluded.truncated)
-"""
-
-
-# --- migrations: append-only; never edit one that has shipped, add _m002_... instead ---
-
-def _m001_initial(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE requests (
-            id TEXT PRIMARY KEY, ts TEXT NOT NULL, inbound TEXT NOT NULL,
-            requested_model TEXT NOT NULL, provider TEXT, model TEXT,
-            stream INTEGER NOT NULL DEFAULT 0, status INTEGER,
-            latency_ms REAL, ttft_ms REAL,
-            input_tokens INTEGER, output_tokens INTEGER, cache_read_tokens INTEGER,
-            cache_write_tokens INTEGER, reasoning_tokens INTEGER,
-            cost_usd REAL, usage_source TEXT, error TEXT, client TEXT, path TEXT,
-            attempts TEXT NOT NULL DEFAULT '[]'
-        )"""
-    )
-    # (ts, id) rather than ts alone: it is exactly the newest-first / keyset order.
-    db.execute("CREATE INDEX idx_requests_ts ON requests (ts, id)")
-    db.execute("CREATE INDEX idx_requests_provider_model ON requests (provider, model)")
-    db.execute(
-        """CREATE TABLE bodies (
-            request_id TEXT PRIMARY KEY, request_body BLOB, response_body BLOB,
-            truncated INTEGER NOT NULL DEFAULT 0
-        )"""
-    )
-
-
-def _m002_cost_breakdown(db: sqlite3.Connection) -> None:
-    db.execute("ALTER TABLE requests ADD COLUMN cost_breakdown TEXT")
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_cost_breakdown]
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Apply pending migrations, each in its own transaction with its user_version bump."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise RuntimeError(f"request log schema v{version} is newer than this sidecar")
-    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            migration(db)
-            db.execute(f"PRAGMA user_version = {number}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        log.info("request log migrated: %s", migration.__name__)
-
-
-# Queue items: a _Row from add(), a callable from flush() (called once everything queued
-# before it is committed), or _STOP from close().
-_Row = tuple[tuple[Any, ...], tuple[Any, ...] | None]  # (requests row, bodies row or None)
+# Queue items: a Row from add(), a callable from flush() (called once everything queued
+# before it is committed, or held in the backlog during an outage), or _STOP from close().
 _STOP = object()
+_ID, _TS = COLUMNS.index("id"), COLUMNS.index("ts")
+_FILTERABLE = {c: COLUMNS.index(c) for c in ("provider", "model", "status")}
+
+
+class _Unwritable(Exception):
+    """The database itself refused a write; ``handled`` leading rows were committed or dropped as bad."""
+
+    def __init__(self, cause: BaseException, handled: int) -> None:
+        super().__init__(describe(cause))
+        self.cause, self.handled = cause, handled
 
 
 class RequestStore:
-    def __init__(self, path: Path, *, body_cap: int = 256 * 1024) -> None:
+    def __init__(self, path: Path, *, body_cap: int = 256 * 1024, backlog: int = DEFAULT_LIMIT) -> None:
         self.path = Path(path)
         self.body_cap = body_cap
+        self.on_health_change: Callable[[dict[str, Any]], None] | None = None
+        """Called (on the writer thread) with `health()` when writability changes; must not block."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._backlog = Backlog(backlog)
+        self._outage = Outage()
 
     # --- lifecycle ---
 
@@ -120,6 +74,15 @@ class RequestStore:
         """Connect, migrate and start the writer. Runs on the caller so errors surface."""
         if self._thread is not None or self._closed:
             raise RuntimeError("RequestStore.open() called twice or after close()")
+        self._conn = self._connect()
+        self._thread = threading.Thread(target=self._run, name="sidecar-store-writer", daemon=True)
+        self._thread.start()
+
+    def set_backlog_limit(self, limit: int) -> None:
+        """How many records to hold in memory while the database is unwritable (``[store] backlog``)."""
+        self._backlog.limit = max(1, limit)
+
+    def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                timeout=BUSY_TIMEOUT_S)
@@ -131,16 +94,17 @@ class RequestStore:
             # loss or OS crash may lose the last few transactions, but a process crash (even
             # kill -9) cannot: committed pages are already in the kernel's page cache.
             conn.execute("PRAGMA synchronous=NORMAL")
-            _migrate(conn)
+            migrate(conn)
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
-        self._thread = threading.Thread(target=self._run, name="sidecar-store-writer", daemon=True)
-        self._thread.start()
+        self._file_id = _file_id(self.path)
+        return conn
 
     def close(self) -> None:
-        """Commit everything queued, stop the writer and close the connection. Idempotent."""
+        """Commit everything queued, stop the writer and close the connection. Idempotent.
+
+        Records still held because the database stays unwritable are lost, with one error naming how many."""
         if self._closed:
             return
         self._closed = True
@@ -148,21 +112,43 @@ class RequestStore:
             self._queue.put(_STOP)
             self._thread.join()
         # An add() or flush() racing with close may have queued behind _STOP.
-        leftovers: list[_Row] = []
+        leftovers: list[Row] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, tuple):
                 leftovers.append(item)
             elif callable(item):
                 _notify(item)
-        if self._conn is None:
+        if self._thread is None:
             if leftovers:
                 log.warning("request log never opened; dropping %d records", len(leftovers))
             return
         if leftovers:
             self._write(leftovers)
-        self._conn.close()
-        self._conn = None
+        if self._outage.active:
+            self._outage.retry_now()
+            self._retry()
+        if self._outage.active:
+            log.error("request log still not writable at shutdown (%s): %d held records are lost",
+                      self._outage.last_error, len(self._backlog))
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def health(self) -> dict[str, Any]:
+        """Whether records reach the database; during an outage how many wait in memory, and why.
+
+        ``dropped`` counts records lost because the backlog was full (since start); ``since`` is when the
+        current outage began (None while writable); ``last_error`` stays after recovery."""
+        return {
+            "writable": not self._outage.active,
+            "backlog": len(self._backlog),
+            "backlog_limit": self._backlog.limit,
+            "dropped": self._backlog.dropped,
+            "bodies_dropped": self._backlog.bodies_dropped,
+            "last_error": self._outage.last_error,
+            "since": self._outage.since,
+        }
 
     # --- writes ---
 
@@ -177,8 +163,8 @@ class RequestStore:
         if data is None:
             data = record.to_dict()
         row = tuple(
-            int(data[c]) if c == "stream" else orjson.dumps(data[c]).decode() if c in _JSON_COLUMNS else data[c]
-            for c in _COLUMNS
+            int(data[c]) if c == "stream" else orjson.dumps(data[c]).decode() if c in JSON_COLUMNS else data[c]
+            for c in COLUMNS
         )
         bodies = None
         if request_body is not None or response_body is not None:
@@ -192,7 +178,8 @@ class RequestStore:
                                                    len(body) > self.body_cap)
 
     async def flush(self) -> None:
-        """Wait, without blocking the loop, until everything added so far is committed."""
+        """Wait, without blocking the loop, until everything added so far is committed — or, while the
+        database is unwritable, held in the backlog (see `health()`), so a full disk never hangs a caller."""
         if self._nothing_to_flush():
             return
         loop = asyncio.get_running_loop()
@@ -223,10 +210,14 @@ class RequestStore:
         return False
 
     def _run(self) -> None:
-        """Writer loop: block for a first item, then gather until 50 ms, 256 rows or a barrier."""
+        """Writer loop: block for a first item (during an outage only until the next retry is due), then
+        gather until 50 ms, 256 rows or a barrier."""
         while True:
-            item = self._queue.get()
-            batch: list[_Row] = []
+            try:
+                item = self._queue.get(timeout=self._outage.wait_s())
+            except queue.Empty:
+                item = None
+            batch: list[Row] = []
             deadline = time.monotonic() + FLUSH_INTERVAL
             try:
                 while isinstance(item, tuple):
@@ -240,6 +231,8 @@ class RequestStore:
                         item = None
                 if batch:
                     self._write(batch)
+                else:
+                    self._retry()
             except Exception:  # never let the writer die silently
                 log.exception("request log writer: unexpected error; %d rows lost", len(batch))
             if item is _STOP:
@@ -247,27 +240,109 @@ class RequestStore:
             if callable(item):
                 _notify(item)
 
-    def _write(self, batch: list[_Row]) -> None:
-        """One transaction per batch; if it fails, retry row by row so one bad row costs one."""
-        assert self._conn is not None
+    def _write(self, batch: list[Row]) -> None:
+        """Commit a batch; while the database is unwritable, hold it behind the rows already held (order kept)."""
+        if self._outage.active:
+            self._hold(batch)
+            self._retry()
+            return
         try:
+            self._commit(batch)
+        except _Unwritable as exc:
+            self._outage.begin(describe(exc.cause))
+            self._after_failure(exc.cause)
+            log.warning("request log %s is not writable (%s); the proxy carries on, holding up to %d records "
+                        "in memory and retrying until it is", self.path, self._outage.last_error, self._backlog.limit)
+            self._hold(batch[exc.handled:])
+            self._changed()
+
+    def _retry(self) -> None:
+        """If a retry is due, write the held rows oldest first; all written ends the outage."""
+        if not self._outage.due():
+            return
+        written = 0
+        while len(self._backlog):
+            rows = self._backlog.head(BATCH_MAX)
+            try:
+                self._commit(rows)
+            except _Unwritable as exc:
+                self._backlog.pop_head(exc.handled)
+                self._outage.failed_again(describe(exc.cause))
+                self._after_failure(exc.cause)
+                return
+            self._backlog.pop_head(len(rows))
+            written += len(rows)
+        seconds = self._outage.end()
+        log.info("request log writable again after %.1fs: %d held records written, %d dropped in all",
+                 seconds, written, self._backlog.dropped)
+        self._changed()
+
+    def _hold(self, rows: list[Row]) -> None:
+        if self._backlog.extend(rows) and not self._outage.drops_reported:
+            self._outage.drops_reported = True
+            log.warning("request log backlog is full (%d records): dropping the oldest until the database is "
+                        "writable again ([store] backlog raises the bound)", self._backlog.limit)
+
+    def _after_failure(self, cause: BaseException) -> None:
+        if self._conn is not None and not keeps_connection(cause):
+            self._drop_connection()  # the next retry opens whatever file is there by then
+
+    def _changed(self) -> None:
+        callback = self.on_health_change
+        if callback is not None:
+            try:
+                callback(self.health())
+            except Exception:  # e.g. the event loop it forwards to has closed
+                log.debug("request log: health listener failed", exc_info=True)
+
+    def _commit(self, batch: list[Row]) -> None:
+        """One transaction per batch; if it fails, retry row by row so one bad row costs one.
+
+        Raises `_Unwritable` when the database itself cannot be written (nothing about the rows)."""
+        try:
+            self._ensure_connection()
             self._insert(batch)
             return
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                raise _Unwritable(exc, 0) from None
             log.warning("request log batch of %d failed; retrying row by row", len(batch))
-        for row in batch:
+        for i, row in enumerate(batch):
             try:
                 self._insert([row])
-            except Exception:
+            except Exception as exc:
+                if is_outage(exc):
+                    raise _Unwritable(exc, i) from None
                 log.exception("request log: dropping request %s", row[0][0])
 
-    def _insert(self, batch: list[_Row]) -> None:
+    def _ensure_connection(self) -> None:
+        """Reconnect when the database file was deleted or replaced under the open connection: SQLite would
+        go on writing into the unlinked file, and every row from then on would silently vanish with it."""
+        vanished = False
+        if self._conn is not None:
+            if self._file_id is not None and _file_id(self.path) == self._file_id:
+                return
+            self._drop_connection()
+            vanished = True
+        self._conn = self._connect()
+        if vanished and not self._outage.active:
+            log.warning("request log %s was removed or replaced while in use; writing to a new one", self.path)
+
+    def _drop_connection(self) -> None:
+        conn, self._conn, self._file_id = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                log.debug("request log: closing a failed connection", exc_info=True)
+
+    def _insert(self, batch: list[Row]) -> None:
         conn = self._conn
         assert conn is not None
         conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT_REQUEST, [row for row, _ in batch])
-            conn.executemany(_UPSERT_BODIES, [b for _, b in batch if b is not None])
+            conn.executemany(INSERT_REQUEST, [row for row, _ in batch])
+            conn.executemany(UPSERT_BODIES, [b for _, b in batch if b is not None])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -275,6 +350,11 @@ class RequestStore:
             raise
 
     # --- reads (synchronous; callers use asyncio.to_thread) ---
+    #
+    # During an outage the newest records exist only in the backlog. recent() and get() merge them in
+    # (the backlog's version wins: it is the newer one), so /_sidecar/requests never pretends they do not
+    # exist; when the file cannot even be read, the backlog is all they return. The aggregates (stats,
+    # spend) count committed rows only: they catch up when the backlog is written.
 
     @contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:
@@ -290,118 +370,106 @@ class RequestStore:
 
     @staticmethod
     def _to_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-        data = dict(zip(_COLUMNS, row))
+        data = dict(zip(COLUMNS, row))
         data["stream"] = bool(data["stream"])
         data["attempts"] = orjson.loads(data["attempts"])
         breakdown = data.get("cost_breakdown")
         data["cost_breakdown"] = orjson.loads(breakdown) if breakdown else None
         return data
 
+    def _held(self) -> dict[str, list[Row]]:
+        """Backlog entries by record id, oldest first ({} while writable: the common case costs nothing)."""
+        held: dict[str, list[Row]] = {}
+        if len(self._backlog):
+            for entry in self._backlog.snapshot():
+                held.setdefault(entry[0][_ID], []).append(entry)
+        return held
+
     def recent(self, limit: int = 50, *, before: str | None = None, provider: str | None = None,
                model: str | None = None, status: int | None = None) -> list[dict[str, Any]]:
         """Newest first. `before` is a record id (keyset page); an unknown id yields []."""
-        where: list[str] = []
-        args: list[Any] = []
-        if before is not None:
-            where.append("(ts, id) < (SELECT ts, id FROM requests WHERE id = ?)")
-            args.append(before)
-        for column, value in (("provider", provider), ("model", model), ("status", status)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        sql = (f"SELECT {_COLS_SQL} FROM requests WHERE {' AND '.join(where) or '1'}"
-               " ORDER BY ts DESC, id DESC LIMIT ?")
-        with self.reader() as conn:
-            rows = conn.execute(sql, [*args, limit]).fetchall()
-        return [self._to_dict(row) for row in rows]
+        held = self._held()
+        wanted = {c: v for c, v in (("provider", provider), ("model", model), ("status", status)) if v is not None}
+        anchor = (held[before][-1][0][_TS], before) if before in held else None
+        where = [f"{column} = ?" for column in wanted]
+        try:
+            with self.reader() as conn:
+                if before is not None and anchor is None:
+                    anchor = conn.execute("SELECT ts, id FROM requests WHERE id = ?", (before,)).fetchone()
+                    if anchor is None:
+                        return []
+                if anchor is not None:
+                    where.append("(ts, id) < (?, ?)")
+                sql = (f"SELECT {COLS_SQL} FROM requests WHERE {' AND '.join(where) or '1'}"
+                       " ORDER BY ts DESC, id DESC LIMIT ?")
+                rows = conn.execute(sql, [*wanted.values(), *(anchor or ()), limit + len(held)]).fetchall()
+        except sqlite3.Error:
+            if not held and not self._outage.active:
+                raise
+            if before is not None and anchor is None:
+                return []
+            rows = []  # the file cannot even be read: the held records are all there is
+        if held:
+            newest = [versions[-1][0] for versions in held.values()]
+            newest = [r for r in newest if all(r[_FILTERABLE[c]] == v for c, v in wanted.items())
+                      and (anchor is None or (r[_TS], r[_ID]) < tuple(anchor))]
+            rows = [r for r in rows if r[_ID] not in held] + newest
+            rows.sort(key=lambda r: (r[_TS], r[_ID]), reverse=True)
+        return [self._to_dict(row) for row in rows[:limit]]
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """One record plus its (already redacted, possibly truncated) bodies."""
-        cols = ", ".join(f"r.{c}" for c in _COLUMNS)
+        held = self._held().get(request_id, [])
+        cols = ", ".join(f"r.{c}" for c in COLUMNS)
         sql = (f"SELECT {cols}, b.request_body, b.response_body, b.truncated FROM requests r"
                " LEFT JOIN bodies b ON b.request_id = r.id WHERE r.id = ?")
-        with self.reader() as conn:
-            row = conn.execute(sql, (request_id,)).fetchone()
-        if row is None:
+        try:
+            with self.reader() as conn:
+                row = conn.execute(sql, (request_id,)).fetchone()
+        except sqlite3.Error:
+            if not held:
+                raise
+            row = None
+        if row is None and not held:
             return None
-        data = self._to_dict(row[: len(_COLUMNS)])
-        req, resp, truncated = row[len(_COLUMNS):]
+        req, resp, truncated = row[len(COLUMNS):] if row is not None else (None, None, 0)
+        for _, bodies in held:  # the same upsert the database would do: later bodies win, none wipes one
+            if bodies is not None:
+                req = bodies[1] if bodies[1] is not None else req
+                resp = bodies[2] if bodies[2] is not None else resp
+                truncated = max(truncated or 0, bodies[3])
+        data = self._to_dict(held[-1][0] if held else row[: len(COLUMNS)])
         text = lambda b: None if b is None else bytes(b).decode("utf-8", "replace")  # noqa: E731
         data.update(request_body=text(req), response_body=text(resp),
                     bodies_truncated=bool(truncated))
         return data
 
-    def stats(self, since: str | None = None) -> dict[str, Any]:
-        """Totals and per provider / model since `since` (ISO 8601; None = all time).
+    # --- aggregates: sidecar/store_stats.py (committed rows only) ---
 
-        Aggregates in Python over the selected rows (one query, ~11 values per row), which
-        nearest-rank percentiles need anyway: O(n) time and memory, ~0.1 s per 50k rows.
-        Fine for a local log; move sums into SQL if it ever gets much bigger.
-        """
-        where, args = ("WHERE ts >= ?", [_ts_key(since)]) if since else ("", [])
-        with self.reader() as conn:
-            rows = conn.execute(f"SELECT {_STAT_COLS} FROM requests {where}", args).fetchall()
-        by_provider: dict[str | None, list[tuple[Any, ...]]] = {}
-        by_model: dict[tuple[str | None, str | None], list[tuple[Any, ...]]] = {}
-        for row in rows:
-            by_provider.setdefault(row[0], []).append(row)
-            by_model.setdefault((row[0], row[1]), []).append(row)
-        providers = [{"provider": p, **_summarize(rs)} for p, rs in by_provider.items()]
-        models = [{"provider": p, "model": m, **_summarize(rs)} for (p, m), rs in by_model.items()]
-        return {
-            "since": since,
-            "totals": _summarize(rows),
-            "by_provider": sorted(providers, key=_rank),
-            "by_model": sorted(models, key=_rank),
-        }
+    def stats(self, since: str | None = None) -> dict[str, Any]:
+        """Totals and per provider / model since `since` (ISO 8601; None = all time)."""
+        return store_stats.stats(self, since)
 
     def spend_by_day(self, days: int = 30) -> list[dict[str, Any]]:
-        """Per UTC day (today and the `days - 1` before it), provider and model; oldest first.
-
-        Beyond the listed keys each row carries `unpriced_requests`, and `cost_usd` is None
-        when the day's only tokens were unpriced, so unknown spend never reads as $0.
-        """
-        first_day = datetime.now(timezone.utc).date() - timedelta(days=days - 1)
-        sql = f"""SELECT substr(ts, 1, 10) AS day, provider, model, COUNT(*), TOTAL(cost_usd),
-            SUM(cost_usd IS NOT NULL), COALESCE(SUM(input_tokens), 0),
-            COALESCE(SUM(output_tokens), 0), SUM({_UNPRICED})
-            FROM requests WHERE ts >= ? GROUP BY day, provider, model
-            ORDER BY day, TOTAL(cost_usd) DESC, COUNT(*) DESC, provider, model"""
-        with self.reader() as conn:
-            rows = conn.execute(sql, (first_day.isoformat(),)).fetchall()
-        return [
-            {"day": day, "provider": provider, "model": model, "requests": n,
-             "cost_usd": _cost(cost, priced, unpriced), "input_tokens": tokens_in,
-             "output_tokens": tokens_out, "unpriced_requests": unpriced}
-            for day, provider, model, n, cost, priced, tokens_in, tokens_out, unpriced in rows
-        ]
+        """Per UTC day, provider and model over the last `days` days; oldest first."""
+        return store_stats.spend_by_day(self, days)
 
     def cost_by_day_provider_client(self, since_day: str, before_ts: str) -> list[tuple[str, str | None, str | None, float]]:
-        """Priced spend per (UTC day, provider, client) from `since_day` up to (not incl.) `before_ts`;
-        what budgets start from. Unpriced rows add nothing: their cost is unknown, not $0."""
-        sql = """SELECT substr(ts, 1, 10) AS day, provider, client, TOTAL(cost_usd) FROM requests
-            WHERE ts >= ? AND ts < ? AND cost_usd IS NOT NULL GROUP BY day, provider, client"""
-        with self.reader() as conn:
-            return conn.execute(sql, (since_day, before_ts)).fetchall()
+        """Priced spend per (UTC day, provider, client); what budgets start from."""
+        return store_stats.cost_by_day_provider_client(self, since_day, before_ts)
 
     def spend_totals(self, days: int, by: str) -> list[dict[str, Any]]:
-        """Totals per `by` (day | provider | model | client) over today and the `days - 1` UTC days before;
-        `cost_usd` is None when a group's only usage was unpriced (see `_cost`)."""
-        key = SPEND_KEYS[by]
-        first_day = datetime.now(timezone.utc).date() - timedelta(days=days - 1)
-        sql = f"""SELECT {key} AS k, COUNT(*), TOTAL(cost_usd), SUM(cost_usd IS NOT NULL),
-            {", ".join(f"COALESCE(SUM({t}), 0)" for t in _TOKENS)}, SUM({_UNPRICED}),
-            SUM(usage_source = 'estimated'), SUM(status IS NULL OR status >= 400)
-            FROM requests WHERE ts >= ? GROUP BY k ORDER BY {"k" if by == "day" else "TOTAL(cost_usd) DESC, k"}"""
-        with self.reader() as conn:
-            rows = conn.execute(sql, (first_day.isoformat(),)).fetchall()
-        out = []
-        for k, n, cost, priced, *rest in rows:
-            tokens, (unpriced, estimated, errors) = rest[:len(_TOKENS)], rest[len(_TOKENS):]
-            out.append({by: k, "requests": n, "errors": errors, **dict(zip(_TOKENS, tokens)),
-                        "cost_usd": _cost(cost, priced, unpriced), "unpriced_requests": unpriced,
-                        "estimated_requests": estimated})
-        return out
+        """Totals per `by` (day | provider | model | client) over the last `days` UTC days."""
+        return store_stats.spend_totals(self, days, by)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (device, inode); None when nothing (readable) is there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _notify(done: Callable[[], None]) -> None:
@@ -409,64 +477,3 @@ def _notify(done: Callable[[], None]) -> None:
         done()
     except Exception:  # e.g. the event loop that was flushing has since closed
         log.debug("request log: flush waiter gone", exc_info=True)
-
-
-# --- stats helpers ---
-
-_UNPRICED = (
-    "cost_usd IS NULL AND COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)"
-    " + COALESCE(cache_read_tokens, 0) + COALESCE(cache_write_tokens, 0) > 0"
-)
-_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-           "reasoning_tokens")
-_STAT_COLS = f"provider, model, status, {', '.join(_TOKENS)}, cost_usd, latency_ms, ttft_ms"
-
-
-SPEND_KEYS = {"day": "substr(ts, 1, 10)", "provider": "provider", "model": "provider || '/' || model",
-              "client": "client"}
-
-
-def _ts_key(since: str) -> str:
-    """Normalise `since` to naive UTC ISO text, a lower bound that compares correctly as a
-    string against stored UTC timestamps whether they end in Z, +00:00 or nothing."""
-    moment = datetime.fromisoformat(since)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment.isoformat()
-
-
-def _summarize(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """One stats bucket from rows shaped like _STAT_COLS."""
-    costs = [r[8] for r in rows if r[8] is not None]
-    unpriced = sum(1 for r in rows if r[8] is None and any(r[3:7]))  # tokens, but no price
-    latency = [r[9] for r in rows if r[9] is not None]
-    ttft = [r[10] for r in rows if r[10] is not None]
-    return {
-        "requests": len(rows),
-        "errors": sum(1 for r in rows if r[2] is None or r[2] >= 400),
-        **{key: sum(r[3 + i] or 0 for r in rows) for i, key in enumerate(_TOKENS)},
-        "cost_usd": _cost(sum(costs), len(costs), unpriced),
-        "unpriced_requests": unpriced,
-        "latency_ms_p50": _percentile(latency, 50),
-        "latency_ms_p95": _percentile(latency, 95),
-        "ttft_ms_p50": _percentile(ttft, 50),
-        "ttft_ms_p95": _percentile(ttft, 95),
-    }
-
-
-def _cost(total: float, priced: int, unpriced: int) -> float | None:
-    """Sum of priced rows; None if nothing was priced but some usage was (unknown != $0)."""
-    return None if not priced and unpriced else float(total)
-
-
-def _percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile: always a value that was actually observed."""
-    if not values:
-        return None
-    values.sort()
-    return values[max(1, math.ceil(len(values) * p / 100)) - 1]
-
-
-def _rank(item: dict[str, Any]) -> tuple[Any, ...]:
-    return (-(item["cost_usd"] or 0.0), -item["requests"],
-            str(item["provider"]), str(item.get("model")))

@@ -177,6 +177,23 @@ def test_store_data_dir_override(tmp_path):
     assert config.db_path == tmp_path / "elsewhere" / "requests.db"
 
 
+def test_limits_store_backlog_and_tui_keymap(tmp_path):
+    config = load_text(tmp_path, "[limits]\nmax_body_mb = 0.5\nmax_header_bytes = 16384\nmax_headers = 64\n"
+                                 "max_messages = 200\nmax_parts = 900\n[store]\nbacklog = 7\n"
+                                 '[tui.keymap]\n"app.spend" = "S"\ntraffic.follow = " F "\n')
+    assert config.limits.max_body_bytes == 512 * 1024 and config.limits.max_header_bytes == 16384
+    assert (config.limits.max_headers, config.limits.max_messages, config.limits.max_parts) == (64, 200, 900)
+    assert config.store_backlog == 7
+    assert config.tui_keymap == {"app.spend": "S", "traffic.follow": "F"}  # unquoted dotted ids are flattened
+
+
+def test_limits_defaults_without_the_sections():
+    config = config_from_dict({"limits": {"max_messages": 50}})
+    assert config.limits.max_messages == 50 and config.limits.max_parts == 100_000
+    assert config.limits.max_body_bytes == 64 * 1024 * 1024 and config.limits.max_header_bytes == 65536
+    assert Config().tui_keymap == {} and Config().store_backlog == 50_000
+
+
 def test_budgets_section_is_parsed_and_enforced(tmp_path):
     """[budgets] used to be a "read but not enforced" warning; it is now parsed (see test_budgets.py)."""
     config = load_text(tmp_path, "[budgets]\ndaily_usd = 5\n[budgets.providers.openai]\nmonthly_usd = 2\n"
@@ -226,6 +243,20 @@ def test_budgets_section_is_parsed_and_enforced(tmp_path):
     ("[prices.\"openai/gpt-4o\"]\ninput = \"cheap\"\noutput = 2\n", ["prices", "openai/gpt-4o", "number"]),
     ("[store]\nbodies = \"yes\"\n", ["store", "bodies"]),
     ("server = 5\n", ["server", "table"]),
+    ("[store]\nbacklog = 0\n", ["store", "backlog", "at least 1"]),
+    ("[store]\nbacklog = \"lots\"\n", ["store", "backlog"]),
+    ("[limits]\nmax_body_mb = 0\n", ["limits", "max_body_mb", "positive"]),
+    ("[limits]\nmax_body_mb = \"64\"\n", ["limits", "max_body_mb"]),
+    ("[limits]\nmax_header_bytes = 100\n", ["limits", "max_header_bytes", "1024"]),
+    ("[limits]\nmax_headers = true\n", ["limits", "max_headers"]),
+    ("[limits]\nmax_messages = -5\n", ["limits", "max_messages"]),
+    ("[limits]\nmax_parts = 1.5\n", ["limits", "max_parts"]),
+    ("[limits]\nmax_body = 64\n", ["limits", "max_body", "known: max_body_mb"]),
+    ("limits = 5\n", ["limits", "table"]),
+    ("[tui]\nkeys = {}\n", ["tui", "keys", "known: keymap"]),
+    ("[tui]\nkeymap = \"S\"\n", ["tui", "keymap", "dict"]),
+    ("[tui.keymap]\n\"app.spend\" = 5\n", ["tui", "app.spend", "key string"]),
+    ("[tui.keymap]\n\"app.spend\" = \" \"\n", ["tui", "app.spend"]),
 ])
 def test_config_errors_name_the_key(tmp_path, text, needles):
     path = write(tmp_path, text)

@@ -1,0 +1,38 @@
+"""The request-log banner: hidden while writable, one line with the numbers during an outage."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from tui.widgets.store_warning import StoreWarning, describe
+
+OUTAGE = {"writable": False, "backlog": 12, "dropped": 3, "bodies_dropped": 0,
+          "last_error": "database or disk is full", "since": "2026-01-31T10:04:05.120Z"}
+
+
+def test_describe() -> None:
+    assert describe(None) is None and describe({"writable": True, "backlog": 0}) is None
+    text = describe(OUTAGE)
+    assert text is not None
+    assert "since 10:04:05" in text and "database or disk is full" in text
+    assert "12 records held in memory" in text and "3 dropped" in text
+    assert "dropped" not in describe({**OUTAGE, "dropped": 0})  # type: ignore[operator]
+
+
+class Host(App[None]):
+    def compose(self) -> ComposeResult:
+        yield StoreWarning(id="store-warning")
+
+
+async def test_banner_shows_and_hides() -> None:
+    app = Host()
+    async with app.run_test(size=(120, 5)) as pilot:
+        banner = app.query_one(StoreWarning)
+        assert not banner.display or not banner.has_class("-shown")
+        banner.show(OUTAGE)
+        await pilot.pause()
+        assert banner.has_class("-shown") and banner.region.height == 1
+        assert "12 records held in memory" in str(banner.content)
+        banner.show({"writable": True, "backlog": 0})
+        await pilot.pause()
+        assert not banner.has_class("-shown") and banner.region.height == 0
