@@ -65,6 +65,8 @@ class FakeSidecar:
         """`/health`'s `paused`, flipped by `POST /pause` and `/resume`."""
         self.budgets: list[dict[str, Any]] = []
         """`/budgets`'s `budgets`; empty = none configured."""
+        self.listen: str | None = None
+        """`/health`'s `listen` when set (snapshots want a fixed address, not the test's random port)."""
 
     @property
     def url(self) -> str:
@@ -115,7 +117,7 @@ class FakeSidecar:
     async def _health(self, request: web.Request) -> web.Response:
         return _json({
             "status": "ok", "version": "0.1.0", "started_at": self.started_at, "uptime_s": 1.0,
-            "listen": self.url, "providers": self.providers, "paused": self.paused,
+            "listen": self.listen or self.url, "providers": self.providers, "paused": self.paused,
         })  # fmt: skip
 
     async def _keys(self, request: web.Request) -> web.Response:

@@ -73,6 +73,32 @@ def attempts(row: RequestRow) -> Content:
     return Content.assemble(*parts)
 
 
+TIMING_WIDTH = 60
+
+
+def timing(row: RequestRow, width: int = TIMING_WIDTH) -> Content:
+    """Where the time went, as one bar: failed attempts (failover), waiting for the first byte, then
+    streaming, each segment proportional to its share of the total, with the figures underneath."""
+    total = row.latency_ms
+    if row.pending or not total or total <= 0:
+        return Content.assemble(("no timing yet" if row.pending else "no timing recorded", "dim"))
+    failed = sum(a["duration_ms"] or 0.0 for a in row.attempts[:-1]) if len(row.attempts) > 1 else 0.0
+    failed = min(failed, total)
+    first = row.ttft_ms if row.ttft_ms is not None else total
+    first = min(max(first, failed), total)
+    phases = [("failover", failed, "$text-error"), ("first byte" if row.stream else "answer", first - failed,
+              "$text-warning"), ("streaming", total - first, "$text-success")]
+    shown = [(name, ms, style) for name, ms, style in phases if ms > 0]
+    cells = [max(1, round(width * ms / total)) for _, ms, _ in shown]
+    cells[cells.index(max(cells))] += width - sum(cells)  # rounding: the longest phase absorbs it
+    parts: list[Part] = [("█" * n, style) for (_, _, style), n in zip(shown, cells)]
+    parts.append("\n")
+    for i, (name, ms, style) in enumerate(shown):
+        parts += [("  " if i else "", ""), ("■ ", style), (f"{name} ", "dim"), fmt.fmt_ms(ms)]
+    parts += [("   total ", "dim"), (fmt.fmt_ms(total), "bold")]
+    return Content.assemble(*parts)
+
+
 def usage(row: RequestRow) -> Content:
     fields = [
         ("input", row.input_tokens), ("output", row.output_tokens),
@@ -227,6 +253,8 @@ class DetailScreen(Screen[None]):
             yield Static("", id="summary")
             yield Static("Attempts", classes="section")
             yield Static("", id="attempts")
+            yield Static("Timing", classes="section")
+            yield Static("", id="timing")
             yield Static("Usage and cost", classes="section")
             yield Static("", id="usage")
             yield Static("Request body", classes="section")
@@ -246,6 +274,7 @@ class DetailScreen(Screen[None]):
     def _show(self, row: RequestRow) -> None:
         self.query_one("#summary", Static).update(summary(row))
         self.query_one("#attempts", Static).update(attempts(row))
+        self.query_one("#timing", Static).update(timing(row))
         self.query_one("#usage", Static).update(usage(row))
 
     async def _load(self) -> None:

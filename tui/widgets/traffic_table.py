@@ -44,12 +44,13 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("latency", "latency", 8),
     ("tokens_in", "in", 7),
     ("tokens_out", "out", 7),
-    ("cost", "cost", 11),
+    ("cost", "cost", 10),
     ("stream", "", 3),
 )
 _RIGHT = {"ttft", "latency", "tokens_in", "tokens_out", "cost", "attempts"}
-DROP_ORDER = ("stream", "attempts", "tokens_in", "ttft")
-"""Columns given up, in this order, when the terminal is too narrow for the route to get `ROUTE_MIN`."""
+DROP_ORDER = ("stream", "tokens_in", "attempts", "ttft")
+"""Columns given up, in this order, when the terminal is too narrow for the route to get `ROUTE_MIN`.
+Without the attempts column a failed-over request shows `↻` beside its status instead."""
 ROUTE_MIN = 24
 
 SORT_HEADERS = {"time": ("time",), "latency": ("latency",), "ttft": ("ttft",), "cost": ("cost",),
@@ -361,6 +362,8 @@ class TrafficTable(ScrollView, can_focus=True):
         if selected:
             base += self.get_component_rich_style("traffic-table--cursor")
         cells = self._cells(self.shown[rid])
+        if "↻" in cells["attempts"][0] and not any(k == "attempts" for k, _, _ in layout):
+            cells["status"] = (cells["status"][0] + "↻", cells["status"][1] + self._colors["warning"])
         strip = self._line(((" " + self._fit(cells[k][0], w, k in _RIGHT), cells[k][1]) for k, _, w in layout),
                            width, base)
         self._lines[cache_key] = strip
