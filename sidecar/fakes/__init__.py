@@ -41,12 +41,24 @@ Requests are validated like the real providers do (`validate_openai`, `validate_
 400 (OpenAI ``invalid_request_error`` with ``param``, Anthropic ``invalid_request_error``, Gemini
 ``INVALID_ARGUMENT``), and its message is appended to ``FakeUpstream.rejected``. Set
 ``FakeUpstream.validate = False`` to accept anything that parses.
+
+Realism, all off by default (see `realism.py`; `sidecar demo` turns them on): ``latency`` (a
+`LatencyProfile`: log-normal time to first byte and between chunks; a non-streamed answer waits
+about as long as its stream would take), ``prose=True`` (a few sentences on the prompt's topic from `prose.py`
+instead of the echo; O is still its word count), ``rate_limits`` (a `RateLimits`: the provider's
+rate-limit headers on every successful generation response and 429, remaining counting down, and a
+429 when a bucket runs dry) and ``fault_rate`` (that share of generation requests answers a random
+status from the provider's ``FAULTS`` mix: a 429 with Retry-After, or a 5xx/529). Random draws come
+from ``FakeUpstream.rng``, seeded by ``seed``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
+import math
+import random
 import re
 import secrets
 from dataclasses import dataclass
@@ -56,7 +68,9 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from . import prose as _prose
 from .checks import Invalid
+from .realism import LatencyProfile, RateLimits, estimate_tokens, pick_fault
 
 __all__ = ["FakeUpstream", "ReceivedRequest", "KINDS", "BASE_PROMPT_TOKENS", "CACHED_TOKENS",
            "CACHE_WRITE_TOKENS", "THOUGHTS_TOKENS", "TOOL_CALL_OUTPUT_TOKENS", "TOOL_ARGS"]
@@ -71,6 +85,9 @@ TOOL_ARGS_JSON = orjson.dumps(TOOL_ARGS).decode()
 KINDS = ("openai", "anthropic", "gemini")
 SSE = "text/event-stream; charset=utf-8"
 _WEATHER = re.compile(r"\bweather\b", re.IGNORECASE)
+_RequestKey = getattr(web, "RequestKey", None)  # aiohttp >= 3.13; plain strings before that
+_RATE_HEADERS = _RequestKey("fake_rate_headers", dict) if _RequestKey else "fake_rate_headers"
+"""``request[_RATE_HEADERS]``: the rate-limit headers admission computed for this request."""
 
 
 @dataclass
@@ -111,6 +128,10 @@ class Answer:
     output: int
 
 
+_ANSWER: contextvars.ContextVar[Answer | None] = contextvars.ContextVar("fake_answer", default=None)
+"""The answer the current request's handler built; the endpoint wrapper reads it to time a non-streamed reply."""
+
+
 def uid(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
@@ -145,7 +166,9 @@ class FakeUpstream:
     """One fake provider of `kind` ("openai" | "anthropic" | "gemini") on its own HTTP port."""
 
     def __init__(self, kind: str, *, name: str | None = None, expect_key: str | None = None,
-                 chunk_delay: float = 0.0, models: list[str] | None = None) -> None:
+                 chunk_delay: float = 0.0, models: list[str] | None = None,
+                 latency: LatencyProfile | None = None, prose: bool = False,
+                 rate_limits: RateLimits | None = None, fault_rate: float = 0.0, seed: int | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
         self.kind = kind
@@ -162,6 +185,23 @@ class FakeUpstream:
         """When True, bodies a real provider would refuse get its 400 (see the validate_* modules)."""
         self.rejected: list[str] = []
         """Messages of the 400s this fake answered because a request broke a provider rule."""
+        self.latency = latency
+        """Time to first byte and between chunks; overrides `chunk_delay` when set."""
+        self.prose = prose
+        """Answer with a few sentences on the prompt's topic instead of the echo."""
+        self.rate_limits = rate_limits
+        self.fault_rate = fault_rate
+        """Share (0-1) of generation requests that get a random status from `fault_mix`."""
+        self.fault_mix: dict[int, float] = {s: w for s, (w, _) in self._provider.FAULTS.items()}
+        """Status → relative weight of the random faults; the provider's own mix by default."""
+        self.faults: list[int] = []
+        """Statuses of the random faults answered, in order."""
+        self.throttled = 0
+        """Requests refused with a 429 because a `rate_limits` bucket ran dry."""
+        self.rng = random.Random(seed)
+        self.sleep: Callable[[float], Awaitable[None]] | None = None
+        """Stands in for `asyncio.sleep` in every delay the fake makes, so tests can record delays
+        instead of waiting; None = `asyncio.sleep`, looked up when called (tests may patch it)."""
         self.base_url = ""
         self._failures: list[tuple[int, bytes | None, dict[str, str]]] = []
         self._hangs: list[float] = []
@@ -212,6 +252,9 @@ class FakeUpstream:
         await self.close()
 
     # ---- shared request path (used by the provider modules) ------------------------------
+    async def _pause(self, seconds: float) -> None:
+        await (self.sleep or asyncio.sleep)(seconds)
+
     def _endpoint(self, handler: Handler, *, generation: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Wrap a provider handler: record the request, then apply hang / key check / injected
         failure (hang and failure only for generation requests, so model listings and health
@@ -222,7 +265,7 @@ class FakeUpstream:
                                   {k.lower(): v for k, v in request.headers.items()}, await request.read())
             self.received.append(rec)
             if generation and self._hangs:
-                await asyncio.sleep(self._hangs.pop(0))
+                await self._pause(self._hangs.pop(0))
             if self.expect_key is not None and self._provider.api_key(rec) != self.expect_key:
                 return self._error(request, 401, "Incorrect API key provided.")
             if generation and self._failures:
@@ -231,13 +274,52 @@ class FakeUpstream:
             body = rec.json
             if request.method == "POST" and not isinstance(body, dict):
                 return self._error(request, 400, "Request body is not a JSON object.")
+            if generation and (refusal := await self._admit(request, rec, body)) is not None:
+                return refusal
+            token = _ANSWER.set(None)
             try:
-                return await handler(self, request, body or {})
+                resp = await handler(self, request, body or {})
             except Invalid as e:  # a provider rule the request broke (raised before any reply is sent)
                 self.rejected.append(e.message)
                 return self._error(request, 400, e.message, param=e.param, code=e.code)
+            finally:
+                answer = _ANSWER.get()
+                _ANSWER.reset(token)
+            if generation and not resp.prepared and resp.status < 300:
+                resp.headers.update(request.get(_RATE_HEADERS, {}))
+                if self.latency is not None and answer is not None:
+                    # A non-streamed answer arrives when the whole simulated stream would have ended.
+                    await self._pause(sum(self.latency.chunk(self.rng) for _ in answer.pieces[1:]))
+            return resp
 
         return wrapped
+
+    async def _admit(self, request: web.Request, rec: ReceivedRequest, body: Any) -> web.Response | None:
+        """Rate limits, random faults and time to first byte, in the order a real provider applies
+        them; returns the refusal, or None to go on to the handler."""
+        rate_headers: dict[str, str] = {}
+        if self.rate_limits is not None:
+            snap = self.rate_limits.take(estimate_tokens(rec.body, body))
+            rate_headers = self._provider.rate_limit_headers(snap)
+            if snap.limited:
+                self.throttled += 1
+                wait = max(1, math.ceil(snap.retry_after_s))
+                return self._error(request, 429, self._provider.rate_limit_message(snap.limited, wait),
+                                   headers={**rate_headers, "retry-after": str(wait)})
+        if self.fault_rate and self.rng.random() < self.fault_rate:
+            status = pick_fault(self.rng, self.fault_mix)
+            self.faults.append(status)
+            message = self._provider.FAULTS.get(status, (0, f"simulated HTTP {status}"))[1]
+            if status == 429:
+                wait = self.rng.randint(1, 2)
+                return self._error(request, 429, message, headers={**rate_headers, "retry-after": str(wait)})
+            if self.latency is not None:  # a server error usually comes after the model tried for a while
+                await self._pause(self.latency.first_byte(self.rng))
+            return self._error(request, status, message)
+        request[_RATE_HEADERS] = rate_headers
+        if self.latency is not None:
+            await self._pause(self.latency.first_byte(self.rng))
+        return None
 
     def _error(self, request: web.Request, status: int, message: str, *, body: bytes | None = None,
                headers: dict[str, str] | None = None, param: str | None = None,
@@ -260,19 +342,25 @@ class FakeUpstream:
         words += sum(len(t.split()) for role, ts in turns if role != "tool" for t in ts)
         last_user = next((" ".join(ts) for role, ts in reversed(turns) if role == "user" and ts), "")
         wants_tool = bool(tool_names and turns and turns[-1][0] == "user" and _WEATHER.search(last_user))
-        text = f"Hello from fake-{self.name} ({model}): you said {last_user[:40]}"
+        if self.prose:
+            text = _prose.answer(model, last_user)
+        else:
+            text = f"Hello from fake-{self.name} ({model}): you said {last_user[:40]}"
         pieces = re.findall(r"\S+\s*", text)
         output = TOOL_CALL_OUTPUT_TOKENS if wants_tool else len(pieces)
-        return Answer(model, text, pieces, tool_names[0] if wants_tool else None, words + BASE_PROMPT_TOKENS, output)
+        answer = Answer(model, text, pieces, tool_names[0] if wants_tool else None, words + BASE_PROMPT_TOKENS, output)
+        _ANSWER.set(answer)
+        return answer
 
     def _json(self, payload: dict[str, Any]) -> web.Response:
         return web.Response(body=orjson.dumps(payload), content_type="application/json",
                             headers=self._provider.response_headers())
 
     async def _stream(self, request: web.Request, frames: list[bytes], content_type: str = SSE) -> web.StreamResponse:
-        """Write frames one by one (chunked), honouring chunk_delay and break_stream_next."""
+        """Write frames one by one (chunked), honouring the latency profile (or chunk_delay) and
+        break_stream_next."""
         resp = web.StreamResponse(headers={"content-type": content_type, "cache-control": "no-cache",
-                                           **self._provider.response_headers()})
+                                           **self._provider.response_headers(), **request.get(_RATE_HEADERS, {})})
         brk, self._break_after = self._break_after, None
         try:
             await resp.prepare(request)
@@ -283,8 +371,9 @@ class FakeUpstream:
                     if request.transport is not None:
                         request.transport.close()
                     return resp
-                if i and self.chunk_delay:
-                    await asyncio.sleep(self.chunk_delay)
+                delay = self.latency.chunk(self.rng) if self.latency is not None and i else self.chunk_delay
+                if i and delay:
+                    await self._pause(delay)
                 await resp.write(frame)
             await resp.write_eof()
         except ConnectionResetError:

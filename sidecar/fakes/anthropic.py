@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from . import (CACHE_WRITE_TOKENS, CACHED_TOKENS, TOOL_ARGS, FakeUpstream, ReceivedRequest, is_dict_list,
                split_args, sse, texts, uid)
+from .realism import RateSnapshot
 from .validate_anthropic import check_messages
 
 BASE_PATH = ""
@@ -18,6 +21,14 @@ _ERRORS = {
     403: "permission_error", 404: "not_found_error", 413: "request_too_large",
     429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error",
 }
+
+FAULTS: dict[int, tuple[float, str]] = {
+    429: (4, "This request would exceed the rate limit for your organization. Please reduce the prompt length "
+             "or the maximum tokens requested, or try again later."),
+    500: (1, "Internal server error"),
+    529: (3, "Overloaded"),
+}
+"""Random faults (`FakeUpstream.fault_rate`): status -> (weight, the message Anthropic sends with it)."""
 
 
 def add_routes(fake: FakeUpstream, app: web.Application) -> None:
@@ -33,6 +44,24 @@ def api_key(rec: ReceivedRequest) -> str | None:
 
 def response_headers() -> dict[str, str]:
     return {"request-id": uid("req_")}
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(math.ceil(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rate_limit_headers(snap: RateSnapshot) -> dict[str, str]:
+    """Anthropic states resets as the absolute time the bucket is full again (RFC 3339)."""
+    return {"anthropic-ratelimit-requests-limit": str(snap.limit_requests),
+            "anthropic-ratelimit-requests-remaining": str(snap.remaining_requests),
+            "anthropic-ratelimit-requests-reset": _rfc3339(snap.now + snap.reset_requests_s),
+            "anthropic-ratelimit-tokens-limit": str(snap.limit_tokens),
+            "anthropic-ratelimit-tokens-remaining": str(snap.remaining_tokens),
+            "anthropic-ratelimit-tokens-reset": _rfc3339(snap.now + snap.reset_tokens_s)}
+
+
+def rate_limit_message(bucket: str, wait: int) -> str:
+    return f"This request would exceed your organization's rate limit of {bucket} per minute."
 
 
 def error_payload(status: int, message: str, headers: dict[str, str], *, param: str | None = None,

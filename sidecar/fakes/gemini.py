@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from . import CACHED_TOKENS, THOUGHTS_TOKENS, TOOL_ARGS, FakeUpstream, ReceivedRequest, is_dict_list, texts
+from .realism import RateSnapshot
 from .validate_gemini import check_generate
 
 BASE_PATH = ""
@@ -18,6 +19,14 @@ _ERRORS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
     409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
 }
+
+FAULTS: dict[int, tuple[float, str]] = {
+    429: (4, "Resource has been exhausted (e.g. check quota)."),
+    500: (2, "An internal error has occurred. Please retry or report in "
+             "https://developers.generativeai.google/guide/troubleshooting"),
+    503: (2, "The model is overloaded. Please try again later."),
+}
+"""Random faults (`FakeUpstream.fault_rate`): status -> (weight, the message Google sends with it)."""
 
 
 def add_routes(fake: FakeUpstream, app: web.Application) -> None:
@@ -34,6 +43,15 @@ def api_key(rec: ReceivedRequest) -> str | None:
 
 def response_headers() -> dict[str, str]:
     return {}
+
+
+def rate_limit_headers(snap: RateSnapshot) -> dict[str, str]:
+    """Gemini sends no rate-limit headers; a 429 carries RetryInfo in the body instead."""
+    return {}
+
+
+def rate_limit_message(bucket: str, wait: int) -> str:
+    return "Resource has been exhausted (e.g. check quota)."
 
 
 def error_payload(status: int, message: str, headers: dict[str, str], *, param: str | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from . import (CACHED_TOKENS, TOOL_ARGS_JSON, Answer, FakeUpstream, ReceivedRequest, is_dict_list,
                split_args, sse, texts, uid)
+from .realism import RateSnapshot
 from .validate_openai import check_chat
 from .validate_responses import check_responses
 
@@ -26,6 +28,15 @@ _ERRORS: dict[int, tuple[str, str | None]] = {
 }
 
 
+FAULTS: dict[int, tuple[float, str]] = {
+    429: (4, "Rate limit reached for requests per min (RPM). Please try again shortly. Visit "
+             "https://platform.openai.com/account/rate-limits to learn more."),
+    500: (2, "The server had an error while processing your request. Sorry about that!"),
+    503: (2, "The engine is currently overloaded, please try again later."),
+}
+"""Random faults (`FakeUpstream.fault_rate`): status -> (weight, the message OpenAI sends with it)."""
+
+
 def add_routes(fake: FakeUpstream, app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", fake._endpoint(chat, generation=True))
     app.router.add_post("/v1/responses", fake._endpoint(responses, generation=True))
@@ -39,6 +50,31 @@ def api_key(rec: ReceivedRequest) -> str | None:
 
 def response_headers() -> dict[str, str]:
     return {"x-request-id": uid("req_")}
+
+
+def go_duration(seconds: float) -> str:
+    """OpenAI's reset format, Go's time.Duration: "12ms", "1.5s", "1m0s"."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{max(1, math.ceil(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes >= 1 else text
+
+
+def rate_limit_headers(snap: RateSnapshot) -> dict[str, str]:
+    return {"x-ratelimit-limit-requests": str(snap.limit_requests),
+            "x-ratelimit-limit-tokens": str(snap.limit_tokens),
+            "x-ratelimit-remaining-requests": str(snap.remaining_requests),
+            "x-ratelimit-remaining-tokens": str(snap.remaining_tokens),
+            "x-ratelimit-reset-requests": go_duration(snap.reset_requests_s),
+            "x-ratelimit-reset-tokens": go_duration(snap.reset_tokens_s)}
+
+
+def rate_limit_message(bucket: str, wait: int) -> str:
+    unit = "requests per min (RPM)" if bucket == "requests" else "tokens per min (TPM)"
+    return f"Rate limit reached on {unit}. Please try again in {wait}s."
 
 
 def error_payload(status: int, message: str, headers: dict[str, str], *, param: str | None = None,
