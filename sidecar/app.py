@@ -6,25 +6,27 @@ inject an in-memory key store or a temporary database, and the real CLI passes t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
-from sidecar import access, control, formats, metrics
+from sidecar import access, control, control_providers, formats, latency_stats, metrics, notices
 from sidecar.config import Config
 from sidecar.events import EventBus
 from sidecar.keys import KeyCache, KeyStore
+from sidecar.limits import RequestLimits
 from sidecar.models import ModelCatalog, anthropic_shape, gemini_shape, openai_shape
-from sidecar.pricing import PriceBook
+from sidecar.pricing import PriceBook, load_catalog
 from sidecar.proxy import Proxy
 from sidecar.state import STATE, SidecarState
 from sidecar.store import RequestStore
 from sidecar.tokens import TokenCache
 from sidecar.upstream import make_session
 
-MAX_BODY = 64 * 1024 * 1024
-"""Requests carry base64 images and PDFs: aiohttp's 1 MiB default would refuse them with a 413."""
+MAX_BODY = RequestLimits().max_body_bytes
+"""The default ``[limits] max_body_mb``: base64 images and PDFs; aiohttp's 1 MiB default would refuse them."""
 
 routes = web.RouteTableDef()
 ACCESS = web.AppKey("sidecar_access", access.Access)
@@ -117,7 +119,7 @@ def build_app(
 ) -> web.Application:
     """The proxy application. ``store`` is opened and closed with the app when given."""
     rules = access.Access(config, TokenCache(config.data_dir), _format_for_path)
-    app = web.Application(client_max_size=MAX_BODY,
+    app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[access.middleware(rules), errors_in_callers_format])
     state = SidecarState(config=config, keys=KeyCache(keys), bus=bus or EventBus(), store=store,
                          listen_url=listen_url)
@@ -126,7 +128,10 @@ def build_app(
     app.on_response_prepare.append(access.add_cors_headers)
     app.add_routes(routes)
     app.add_routes(control.routes)
+    app.add_routes(control_providers.routes)  # GET /_sidecar/providers/{id}: the TUI's provider pages
+    app.add_routes(latency_stats.routes)  # GET /_sidecar/latency: the TUI's Latency view
     metrics.install(app, state.bus)  # GET /metrics; app[metrics.METRICS].gauge_providers is the extension point
+    notices.install(app, state)  # sidecar log warnings and budget crossings as `notice` events; GET /_sidecar/notices
     if config.otel is not None:  # optional OTLP export; raises OtelUnavailable (a ConfigError) without the SDK
         from sidecar import otel
 
@@ -138,9 +143,14 @@ def build_app(
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     if state.store is not None:
+        loop = asyncio.get_running_loop()  # writability changes come from the store's writer thread
+        state.store.on_health_change = lambda h: loop.call_soon_threadsafe(state.bus.publish, "store", h)
+        state.store.set_backlog_limit(state.config.store_backlog)
         state.store.open()
     session = make_session(connect_timeout=state.config.timeouts.connect)
-    prices = PriceBook(state.config.providers, state.config.prices)
+    # A catalog saved by `sidecar prices update` takes ~0.3 s to parse: off the loop, before serving.
+    catalog = await asyncio.to_thread(load_catalog, state.config.data_dir)
+    prices = PriceBook(state.config.providers, state.config.prices, catalog=catalog)
     state.proxy = Proxy(state.config, keys=state.keys, bus=state.bus, store=state.store, prices=prices, session=session)
     state.catalog = ModelCatalog(state.config, state.keys, session)
     try:

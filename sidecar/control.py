@@ -1,7 +1,8 @@
 """The control API under ``/_sidecar/``: what the TUI and scripts read.
 
-- ``GET /_sidecar/health``       — liveness, version, providers and whether each has a key
+- ``GET /_sidecar/health``       — liveness, version, providers and whether each has a key, store writability
 - ``GET /_sidecar/events``       — live events as server-sent events (``event: <type>``, JSON data)
+- ``GET /_sidecar/notices``      — the sidecar's own recent warnings and notices, newest first (sidecar/notices.py)
 - ``GET /_sidecar/requests``     — history, newest first: ``?limit=N&before=<id>`` (keyset pagination)
 - ``GET /_sidecar/requests/{id}`` — one record with its (redacted, capped) bodies
 - ``GET /_sidecar/stats``        — totals by provider and model, ``?since=<ISO 8601>``
@@ -68,6 +69,7 @@ async def health(request: web.Request) -> web.Response:
         "uptime_s": round(time.monotonic() - state.started_monotonic, 3),
         "listen": state.listen_url,
         "store": str(state.config.db_path) if state.store else None,
+        "store_health": state.store.health() if state.store else None,  # writable? records held in memory
         "paused": bool(getattr(state.proxy, "paused", False)),
         "providers": providers,
     })
@@ -80,7 +82,8 @@ async def _set_paused(request: web.Request, paused: bool) -> web.Response:
     was = state.proxy.paused  # type: ignore[attr-defined]
     state.proxy.paused = paused  # type: ignore[attr-defined]
     if was != paused:
-        logging.getLogger("sidecar").warning("sidecar %s via the control API", "paused" if paused else "resumed")
+        logging.getLogger("sidecar").warning("sidecar %s via the control API", "paused" if paused else "resumed",
+                                             extra={"notice": "paused" if paused else "resumed"})
         state.bus.publish("paused" if paused else "resumed", {"ts": utc_now_iso()})
     return _json({"paused": paused, "changed": was != paused})
 

@@ -236,7 +236,7 @@ async def _run_live(config: Config, *, rate: float, seed: int | None) -> int:
     try:
         with tui_token(stack):
             async with traffic(stack, rate=rate, seed=seed):
-                await SidecarApp(stack.url).run_async()
+                await SidecarApp(stack.url, keymap=config.tui_keymap).run_async()
     finally:
         await stack.close()
     print(f"demo stopped; its requests are kept in {stack.config.db_path}")

@@ -11,8 +11,9 @@ import sys
 __all__ = ["run"]
 
 
-def run(url: str) -> int:
-    """Run the TUI against the sidecar at `url`; returns the process exit code.
+def run(url: str, keymap: dict[str, str] | None = None) -> int:
+    """Run the TUI against the sidecar at `url` with the user's `keymap` (binding id → key); returns the
+    process exit code.
 
     Refuses (exit 2) when stdout is not a terminal: Textual would otherwise write escape codes
     into a pipe or file and run until killed."""
@@ -25,6 +26,6 @@ def run(url: str) -> int:
         return 2
     from tui.app import SidecarApp
 
-    app = SidecarApp(url)
+    app = SidecarApp(url, keymap=keymap)
     app.run()
     return app.return_code or 0

@@ -5,9 +5,13 @@ calls into the UI; the UI polls `Feed.status` and drains the model's change log 
 so a slow terminal can neither stall this loop nor, through it, the proxy.
 
 Connection cycle: `/health` (listen address, restart detection) → open `/events` → load
-`/requests?limit=N` → apply events until the stream ends. On any failure: wait with exponential
-backoff and start over; reloading history on every reconnect is how the TUI catches up on what
-happened while it was away.
+`/requests?limit=N` and `/notices` → apply events until the stream ends. On any failure: wait with
+exponential backoff and start over; reloading history on every reconnect is how the TUI catches up on
+what happened while it was away.
+
+While connected, a side task keeps `FeedStatus.budget` (the tightest budget's money left) current from
+`/budgets`: at once, soon after each priced request or budget notice, and every `BUDGET_POLL_S` anyway
+(a new day or month resets caps without any event).
 """
 
 from __future__ import annotations
@@ -20,13 +24,42 @@ from typing import Any
 
 import orjson
 
-from tui.client import ControlClient, SSEEvent, describe_error
+from tui.client import ControlClient, ControlError, SSEEvent, describe_error
 from tui.model import TrafficModel
+from tui.notices import NoticeStore
 
 HISTORY_LIMIT = 500
 STABLE_S = 5.0
 """A connection that lasted this long resets the backoff; one that drops at once (a sidecar
 accepting then closing) keeps backing off instead of reloading history in a tight loop."""
+BUDGET_POLL_S = 5.0
+BUDGET_MIN_S = 1.0
+"""Budget reads after priced requests are at most this frequent, however busy the proxy is."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BudgetLeft:
+    """The configured cap with the least money left (`tightest_budget`)."""
+
+    remaining_usd: float
+    limit_usd: float
+    period: str
+    """daily | monthly"""
+    scope: str
+    """global | provider X | client Y"""
+
+
+def tightest_budget(entries: list[dict[str, Any]]) -> BudgetLeft | None:
+    """The `/budgets` entry with the least remaining (daily before monthly on a tie); None without any."""
+    best: BudgetLeft | None = None
+    for e in entries:
+        remaining, limit = e.get("remaining_usd"), e.get("limit_usd")
+        if not isinstance(remaining, (int, float)) or not isinstance(limit, (int, float)):
+            continue
+        left = BudgetLeft(float(remaining), float(limit), str(e.get("period", "")), str(e.get("scope", "")))
+        if best is None or (left.remaining_usd, left.period != "daily") < (best.remaining_usd, best.period != "daily"):
+            best = left
+    return best
 
 
 class FeedState(enum.Enum):
@@ -53,6 +86,8 @@ class FeedStatus:
     """Malformed events skipped since start."""
     proxy_paused: bool = False
     """The sidecar's emergency brake (`/health`'s `paused`, kept current by events and polls)."""
+    budget: BudgetLeft | None = None
+    """The tightest configured budget; None when none is configured (or the sidecar predates budgets)."""
 
     def describe(self, now: float | None = None) -> str:
         """`connected to …`, or `connecting to … (retrying in 2s: connection refused)`."""
@@ -77,6 +112,7 @@ class Feed:
         model: Where history and events land.
         history_limit: Records loaded on every (re)connect.
         backoff: (first, max) seconds between attempts; tests pass tiny values.
+        notices: Where `notice` events and the `/notices` catch-up land.
     """
 
     def __init__(
@@ -86,12 +122,17 @@ class Feed:
         *,
         history_limit: int = HISTORY_LIMIT,
         backoff: tuple[float, float] = (0.5, 10.0),
+        notices: NoticeStore | None = None,
     ) -> None:
         self.client = client
         self.model = model
+        self.notices = notices if notices is not None else NoticeStore()
+        self._budgets_due = asyncio.Event()
         self.history_limit = history_limit
         self.backoff = backoff
         self.status = FeedStatus(FeedState.CONNECTING, client.url)
+        self.store_health: dict[str, Any] | None = None
+        """The sidecar's request-log state (`/health`'s `store_health`, or a `store` event): the banner's source."""
         self.connects = 0
         """Successful connections so far (the first load counts)."""
         self._started_at: str | None = None
@@ -130,6 +171,7 @@ class Feed:
         self.note_health(health)
         async with self.client.events() as events:
             self.model.load_history(await self.client.recent(self.history_limit))
+            await self._catch_up_notices()
             self.connects += 1
             self._since = time.monotonic()
             self._set(
@@ -139,12 +181,52 @@ class Feed:
                 error=None,
                 retry_at=None,
             )
-            async for ev in events:
-                self.apply(ev)
+            budgets = asyncio.create_task(self._follow_budgets(), name="feed-budgets")
+            try:
+                async for ev in events:
+                    self.apply(ev)
+            finally:
+                budgets.cancel()
+                await asyncio.gather(budgets, return_exceptions=True)
+
+    async def _catch_up_notices(self) -> None:
+        """What the sidecar noticed while this TUI was away; an older sidecar without `/notices` is fine."""
+        try:
+            data = await self.client.get_json("/_sidecar/notices")
+        except ControlError:
+            return
+        if isinstance(data, dict) and isinstance(data.get("notices"), list):
+            self.notices.load(data["notices"])
+
+    async def _follow_budgets(self) -> None:
+        """Runs beside the event loop of one connection; see the module docstring for when it reads."""
+        while True:
+            self._budgets_due.clear()
+            try:
+                self.note_budgets(await self.client.budgets())
+            except asyncio.CancelledError:
+                raise
+            except ControlError:  # no /budgets (an older sidecar) or a refusal: show no budget
+                self.note_budgets([])
+            except Exception:  # a network hiccup: keep showing the last figure; the feed reconnects if needed
+                pass
+            await asyncio.sleep(BUDGET_MIN_S)
+            try:
+                await asyncio.wait_for(self._budgets_due.wait(), BUDGET_POLL_S - BUDGET_MIN_S)
+            except TimeoutError:
+                pass
+
+    def note_budgets(self, entries: list[dict[str, Any]]) -> None:
+        """Take the tightest cap from a `/budgets` answer."""
+        budget = tightest_budget(entries)
+        if budget != self.status.budget:
+            self._set(budget=budget)
 
     def note_health(self, health: dict[str, Any]) -> None:
         """Take `paused` from a `/health` answer (the feed's own, or the app's periodic poll)."""
         paused = bool(health.get("paused", False))
+        if isinstance(store := health.get("store_health"), dict):
+            self.store_health = store
         if paused != self.status.proxy_paused:
             self._set(proxy_paused=paused)
 
@@ -160,6 +242,13 @@ class Feed:
                 self.model.attempt(data)
             elif ev.event == "request_finished":
                 self.model.finish(data)
+                if data.get("cost_usd"):
+                    self._budgets_due.set()
+            elif ev.event == "notice":
+                if self.notices.apply(data).kind == "budget":
+                    self._budgets_due.set()
+            elif ev.event == "store":
+                self.store_health = data
             elif ev.event in ("paused", "resumed"):
                 self._set(proxy_paused=ev.event == "paused")
             elif ev.event == "hello":

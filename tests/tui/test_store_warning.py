@@ -36,3 +36,29 @@ async def test_banner_shows_and_hides() -> None:
         banner.show({"writable": True, "backlog": 0})
         await pilot.pause()
         assert not banner.has_class("-shown") and banner.region.height == 0
+
+
+async def test_traffic_screen_shows_the_banner_from_store_events(sidecar) -> None:  # noqa: ANN001
+    """The feed takes `store` events from the sidecar's stream; the traffic screen shows and hides the banner."""
+    from tui.app import SidecarApp
+
+    app = SidecarApp(sidecar.url, backoff=(0.02, 0.1))
+    async with app.run_test(size=(120, 30)) as pilot:
+        banner = app.screen.query_one(StoreWarning)
+        for _ in range(200):
+            if sidecar.subscribers == 1:
+                break
+            await pilot.pause(0.02)
+        assert not banner.has_class("-shown")
+        sidecar.publish("store", OUTAGE)
+        for _ in range(100):
+            if banner.has_class("-shown"):
+                break
+            await pilot.pause(0.02)
+        assert "12 records held in memory" in str(banner.content)
+        sidecar.publish("store", {**OUTAGE, "writable": True, "backlog": 0})
+        for _ in range(100):
+            if not banner.has_class("-shown"):
+                break
+            await pilot.pause(0.02)
+        assert not banner.has_class("-shown")

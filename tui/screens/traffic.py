@@ -21,6 +21,7 @@ from tui.screens.detail import DetailScreen
 from tui.view import SORT_COLUMNS, Predicate, narrow
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.status_bar import StatusBar, StatusView
+from tui.widgets.store_warning import StoreWarning
 from tui.widgets.traffic_table import MAX_ROWS, TrafficTable
 
 TICK_S = 0.1
@@ -69,6 +70,7 @@ class TrafficScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield StoreWarning(id="store-warning")
         yield TrafficTable(id="traffic")
         yield Static("", id="empty")
         bar = FilterBar(id="filter-bar")
@@ -79,6 +81,7 @@ class TrafficScreen(Screen[None]):
     def on_mount(self) -> None:
         self.table = self.query_one(TrafficTable)
         self.status_bar = self.query_one(StatusBar)
+        self.store_warning = self.query_one(StoreWarning)
         self.empty = self.query_one("#empty", Static)
         self.filter_bar = self.query_one(FilterBar)
         self.table.focus()
@@ -119,6 +122,7 @@ class TrafficScreen(Screen[None]):
                 newest = self.model.newest(MAX_ROWS, pred) if changes.reset else None
                 self.table.apply(changes, newest, follow=self.follow)
         status = self.feed.status
+        self.store_warning.show(self.feed.store_health)
         self.status_bar.show(
             StatusView.build(
                 status,
