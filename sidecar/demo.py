@@ -250,8 +250,10 @@ def _log_to_file(config: Config) -> None:
 
 
 async def _run_printed(config: Config, *, requests: int, stay_up: bool) -> int:
-    for name in ("sidecar.proxy", "sidecar.store"):
-        logging.getLogger(name).setLevel(logging.ERROR)  # the table below says it all
+    quiet = [logging.getLogger(name) for name in ("sidecar.proxy", "sidecar.store")]
+    saved = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)  # the table below says it all (restored after: callers may be tests)
     stack = await start_stack(config, live=False)
     url, fakes = stack.url, stack.fakes
     try:
@@ -279,6 +281,8 @@ async def _run_printed(config: Config, *, requests: int, stay_up: bool) -> int:
             await wait_for_signal()
     finally:
         await stack.close()
+        for logger, level in zip(quiet, saved):
+            logger.setLevel(level)
     return 0
 
 
