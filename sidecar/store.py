@@ -153,10 +153,12 @@ class RequestStore:
     # --- writes ---
 
     def add(self, record: RequestRecord, *, request_body: bytes | None = None,
-            response_body: bytes | None = None, data: dict[str, Any] | None = None) -> None:
+            response_body: bytes | None = None, data: dict[str, Any] | None = None,
+            headers: dict[str, Any] | None = None) -> None:
         """Snapshot `record` (later mutation doesn't leak in) and enqueue it; never waits.
 
-        ``data`` is ``record.to_dict()`` when the caller already made it (it is not modified)."""
+        ``data`` is ``record.to_dict()`` when the caller already made it (it is not modified); ``headers`` is
+        ``{"request": {...}, "response": {...}}`` with secrets already redacted by the caller."""
         if self._closed:
             log.warning("request log closed; dropping request %s", record.id)
             return
@@ -167,10 +169,10 @@ class RequestStore:
             for c in COLUMNS
         )
         bodies = None
-        if request_body is not None or response_body is not None:
+        if request_body is not None or response_body is not None or headers:
             req, req_cut = self._cap(request_body)
             resp, resp_cut = self._cap(response_body)
-            bodies = (record.id, req, resp, int(req_cut or resp_cut))
+            bodies = (record.id, req, resp, int(req_cut or resp_cut), orjson.dumps(headers) if headers else None)
         self._queue.put((row, bodies))
 
     def _cap(self, body: bytes | None) -> tuple[bytes | None, bool]:
@@ -421,7 +423,7 @@ class RequestStore:
         """One record plus its (already redacted, possibly truncated) bodies."""
         held = self._held().get(request_id, [])
         cols = ", ".join(f"r.{c}" for c in COLUMNS)
-        sql = (f"SELECT {cols}, b.request_body, b.response_body, b.truncated FROM requests r"
+        sql = (f"SELECT {cols}, b.request_body, b.response_body, b.truncated, b.headers FROM requests r"
                " LEFT JOIN bodies b ON b.request_id = r.id WHERE r.id = ?")
         try:
             with self.reader() as conn:
@@ -432,16 +434,17 @@ class RequestStore:
             row = None
         if row is None and not held:
             return None
-        req, resp, truncated = row[len(COLUMNS):] if row is not None else (None, None, 0)
+        req, resp, truncated, headers = row[len(COLUMNS):] if row is not None else (None, None, 0, None)
         for _, bodies in held:  # the same upsert the database would do: later bodies win, none wipes one
             if bodies is not None:
                 req = bodies[1] if bodies[1] is not None else req
                 resp = bodies[2] if bodies[2] is not None else resp
                 truncated = max(truncated or 0, bodies[3])
+                headers = bodies[4] if bodies[4] is not None else headers
         data = self._to_dict(held[-1][0] if held else row[: len(COLUMNS)])
         text = lambda b: None if b is None else bytes(b).decode("utf-8", "replace")  # noqa: E731
         data.update(request_body=text(req), response_body=text(resp),
-                    bodies_truncated=bool(truncated))
+                    bodies_truncated=bool(truncated), headers=orjson.loads(headers) if headers else None)
         return data
 
     # --- aggregates: sidecar/store_stats.py (committed rows only) ---

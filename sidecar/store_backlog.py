@@ -108,7 +108,7 @@ class Backlog:
 def _body_size(bodies: tuple[Any, ...] | None) -> int:
     if bodies is None:
         return 0
-    return len(bodies[1] or b"") + len(bodies[2] or b"")
+    return len(bodies[1] or b"") + len(bodies[2] or b"") + len(bodies[4] or b"")
 
 
 class Outage:

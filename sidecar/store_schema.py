@@ -19,11 +19,12 @@ INSERT_REQUEST = (f"INSERT OR REPLACE INTO requests ({COLS_SQL})"
 # A record is often added twice (stream start, stream end) with different bodies known
 # each time; keep whichever body a later add leaves out instead of wiping it.
 UPSERT_BODIES = """
-INSERT INTO bodies (request_id, request_body, response_body, truncated) VALUES (?, ?, ?, ?)
+INSERT INTO bodies (request_id, request_body, response_body, truncated, headers) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (request_id) DO UPDATE SET
     request_body = COALESCE(excluded.request_body, request_body),
     response_body = COALESCE(excluded.response_body, response_body),
-    truncated = MAX(truncated, excluded.truncated)
+    truncated = MAX(truncated, excluded.truncated),
+    headers = COALESCE(excluded.headers, headers)
 """
 
 
@@ -57,7 +58,12 @@ def _m002_cost_breakdown(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE requests ADD COLUMN cost_breakdown TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_cost_breakdown]
+def _m003_headers(db: sqlite3.Connection) -> None:
+    # {"request": {...}, "response": {...}} as JSON, secrets already redacted (bodies rows are optional, like these).
+    db.execute("ALTER TABLE bodies ADD COLUMN headers TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_cost_breakdown, _m003_headers]
 
 
 def migrate(db: sqlite3.Connection) -> None:

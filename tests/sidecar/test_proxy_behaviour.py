@@ -740,7 +740,7 @@ async def test_request_detail_has_bodies(sidecar, http):
     detail = await call(http, "GET", f"{sidecar.url}/_sidecar/requests/{reply.request_id}")
     assert detail.status == 200
     data = detail.json
-    assert set(data) == RECORD_FIELDS | {"request_body", "response_body", "bodies_truncated"}
+    assert set(data) == RECORD_FIELDS | {"request_body", "response_body", "bodies_truncated", "headers"}
     assert orjson.loads(data["request_body"]) == messages(text="detail please")
     assert orjson.loads(data["response_body"]) == reply.json
     assert data["bodies_truncated"] is False and data["inbound"] == "anthropic"
