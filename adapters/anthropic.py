@@ -76,6 +76,9 @@ class StreamMeter:
 
     __slots__ = ("usage", "finished", "error")
 
+    SKIP_UNLESS = (b"message_", b"error")
+    """A chunk of whole events with none of these bytes holds nothing `feed` reads (the relay need not parse it)."""
+
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.finished = False

@@ -69,6 +69,9 @@ class StreamMeter:
 
     __slots__ = ("usage", "finished", "error")
 
+    SKIP_UNLESS = (b'"usage"', b'"error"', b"[DONE]")
+    """A chunk of whole events with none of these bytes holds nothing `feed` reads (the relay need not parse it)."""
+
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.finished = False

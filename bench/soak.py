@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import Bench, Loader, rss_mb  # noqa: E402
+from procs import Loader, rss_mb  # noqa: E402
+from run import Bench  # noqa: E402
 
 MIX = [("pt", False), ("pt", True), ("tr", False), ("tr", True)]
 

@@ -9,7 +9,6 @@ explains what is set up and what is missing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -55,9 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow a non-loopback --host (needs a client token or require_token)")
     tui = sub.add_parser("tui", parents=[common], help="attach the terminal UI to a running proxy")
     tui.add_argument("--url", help="the sidecar's URL (default http://HOST:PORT)")
-    demo = sub.add_parser("demo", parents=[common], help="simulated providers and sample traffic; no keys needed")
-    demo.add_argument("--requests", type=int, default=14, help="sample requests to send (default 14)")
-    demo.add_argument("--exit", action="store_true", help="exit after the sample traffic instead of staying up")
+    demo = sub.add_parser("demo", parents=[common],
+                          help="simulated providers and traffic, live in the TUI (a printed table without a "
+                               "terminal); no keys needed")
+    demo.add_argument("--requests", type=int, default=14, help="printed demo: sample requests to send (default 14)")
+    demo.add_argument("--exit", action="store_true", help="print the sample traffic and exit (no TUI)")
+    demo.add_argument("--rate", type=float, default=2.0, help="live demo: mean requests per second (default 2)")
     keys = sub.add_parser("keys", parents=[common], help="provider keys in the OS keyring")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     for name, text in (("set", "store a key, read from stdin or a hidden prompt"), ("delete", "remove a key")):
@@ -90,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     spend.add_argument("--days", type=int, default=30, help="today and the N-1 UTC days before it (default 30)")
     spend.add_argument("--by", choices=("day", "provider", "model", "client"), default="day")
     spend.add_argument("--format", choices=("table", "csv", "json"), default="table", dest="fmt")
+    prices = sub.add_parser("prices", parents=[common], help="the price catalog: update it, show a model's rates")
+    prices_sub = prices.add_subparsers(dest="prices_command", metavar="ACTION", required=True)
+    update = prices_sub.add_parser("update", parents=[common],
+                                   help="download the latest genai-prices catalog (the only price fetch; opt-in)")
+    update.add_argument("--url", help="catalog URL (default: $SIDECAR_PRICES_URL, else genai-prices' data.json)")
+    show = prices_sub.add_parser("show", parents=[common], help="the rates the sidecar would use, and their source")
+    show.add_argument("model", help="provider/model, a bare model name or an alias")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -124,16 +134,41 @@ def _log_through_queue(handler: logging.Handler) -> None:
     import atexit
     import logging.handlers
     import queue
+    import time
 
+    class Listener(logging.handlers.QueueListener):
+        """Waking the writer for every line would cost the event loop a futex call and a GIL hand-off per
+        request (the largest item in bench/run.py's profile): once awake it drains the queue, then naps 20 ms,
+        so a burst of lines costs one wake-up and a put finds no waiter to wake."""
+
+        def dequeue(self, block: bool) -> logging.LogRecord:
+            try:
+                return self.queue.get_nowait()
+            except queue.Empty:
+                time.sleep(0.02)
+                return self.queue.get(block)
+
+    class Handoff(logging.handlers.QueueHandler):
+        """Only the message is rendered on the loop's thread (its arguments may change later); the copy and
+        the formatting that the stock QueueHandler does there (~half the cost of a log call) happen in the
+        writer thread, which is the only consumer of these records."""
+
+        def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+            record.msg, record.args = record.getMessage(), None
+            return record
+
+    # Fields the format above never shows; the logging HOWTO's "Optimization" section lists these switches.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # no caller lookup (a stack walk per log call) for %(pathname)s/%(lineno)d
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    listener = Listener(records, handler, respect_handler_level=True)
     listener.start()
     atexit.register(listener.stop)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(logging.handlers.QueueHandler(records))
+    root.addHandler(Handoff(records))
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -156,7 +191,7 @@ def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
         return _run(_serve(config)) if command == "serve" else _up(config)
     if command == "tui":
         with _session_token(config, "tui"):
-            return _tui(args.url or _local_url(config))
+            return _tui(args.url or _local_url(config), config.tui_keymap)
     if command == "tokens":
         from sidecar.cmd_tokens import run_tokens
 
@@ -168,7 +203,7 @@ def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
     if command == "demo":
         from sidecar.demo import run_demo
 
-        return _run(run_demo(config, requests=args.requests, stay_up=not args.exit))
+        return _run(run_demo(config, requests=args.requests, stay_up=not args.exit, rate=max(args.rate, 0.0)))
     if command == "keys":
         return _keys(args, config)
     if command == "env":
@@ -181,7 +216,14 @@ def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
     if command == "spend":
         from sidecar.spend_report import run_spend
 
-        return run_spend(config.db_path, days=args.days, by=args.by, fmt=args.fmt)
+        from sidecar.pricing import load_catalog
+
+        return run_spend(config.db_path, days=args.days, by=args.by, fmt=args.fmt,
+                         prices=load_catalog(config.data_dir).label)
+    if command == "prices":
+        from sidecar.cmd_prices import run_prices
+
+        return run_prices(args, config)
     if command == "models":
         from sidecar.cmd_models import run_models
 
@@ -195,8 +237,10 @@ def _dispatch(command: str, args: argparse.Namespace, config: Config) -> int:
 
 
 def _run(coro: object) -> int:
+    from sidecar import loop
+
     try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return loop.run(coro)  # type: ignore[arg-type]  # uvloop where available (sidecar/loop.py)
     except OSError as exc:  # e.g. the port is taken
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -303,7 +347,7 @@ def _up(config: Config) -> int:
         app[ACCESS].internal_tokens[token] = "tui"
         os.environ["SIDECAR_TOKEN"] = token
         try:
-            await SidecarApp(url).run_async()
+            await SidecarApp(url, keymap=config.tui_keymap).run_async()
         finally:
             os.environ.pop("SIDECAR_TOKEN", None)
             await runner.cleanup()
@@ -396,7 +440,7 @@ def _log_to_file(config: Config) -> None:
     _log_through_queue(logging.FileHandler(config.data_dir / "sidecar.log", encoding="utf-8"))
 
 
-def _tui(url: str) -> int:
+def _tui(url: str, keymap: dict[str, str] | None = None) -> int:
     from tui import run
 
-    return run(url)
+    return run(url, keymap)

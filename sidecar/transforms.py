@@ -77,6 +77,9 @@ class PassThroughStream:
         self._strip = strip_usage
         self._parser = SSEParser()
         self._meter = fmt_module.StreamMeter()
+        # Chunks the meter has no use for are forwarded unparsed; not for Responses, whose events are counted.
+        self._skip_unless: tuple[bytes, ...] | None = (
+            None if fmt_module.FORMAT == "openai_responses" else getattr(self._meter, "SKIP_UNLESS", None))
         self._array = bytearray()  # a non-SSE Gemini stream is one JSON array: usage is in its last element
         self.usage: Usage | None = None
         self.upstream_error: str | None = None
@@ -88,13 +91,20 @@ class PassThroughStream:
             if len(self._array) < 16 * 1024 * 1024:
                 self._array += chunk
             return self._rename.apply(chunk) if self._rename else chunk
-        events = self._parser.feed(chunk)
+        parser = self._parser
+        if self._skip_unless is not None and _lacks(chunk, self._skip_unless) and parser.skip_whole(chunk):
+            return self._rename.apply(chunk) if self._rename else chunk  # the bulk of a stream: text deltas
+        whole = parser.between_events  # this chunk starts a fresh event
+        events = parser.feed(chunk)
         self._events += len(events)
         meter = self._meter
         for event in events:
             meter.feed(event)
         if self._strip:
-            chunk = b"".join(format_event(e.data, e.event) for e in events if not openai_chat.is_usage_only_chunk(e.data))
+            kept = [e for e in events if not openai_chat.is_usage_only_chunk(e.data)]
+            # Re-framed only when an event must go or the chunk split one; otherwise forwarded as it came.
+            if len(kept) != len(events) or not (whole and parser.between_events):
+                chunk = b"".join([format_event(e.data, e.event) for e in kept])
         return self._rename.apply(chunk) if self._rename else chunk
 
     def finish(self, incomplete_message: str) -> bytes:
@@ -123,6 +133,13 @@ class PassThroughStream:
         return self._fmt.stream_error_event(502, message)
 
 
+def _lacks(chunk: bytes, markers: tuple[bytes, ...]) -> bool:
+    for marker in markers:
+        if chunk.find(marker) >= 0:  # not `in`: see adapters/sse.py on its cost
+            return False
+    return True
+
+
 class TranslatedStream:
     """Upstream SSE → IR events (the upstream codec's decoder) → client bytes (the client codec's encoder)."""
 
@@ -133,37 +150,40 @@ class TranslatedStream:
         self.usage: Usage | None = None
         self.upstream_error: str | None = None
         self.complete = False
-        self.output_chars = 0
-        """Text and argument characters produced, for estimating usage if the upstream never reports it."""
 
     def _encode(self, events: list[StreamEvent]) -> bytes:
         out = []
-        encoder = self._encoder
+        encode = self._encoder.feed
         for event in events:
-            if isinstance(event, (TextDelta, ToolCallDelta)):
-                self.output_chars += len(event.text if isinstance(event, TextDelta) else event.arguments)
-            elif isinstance(event, UsageUpdate):
+            kind = type(event)
+            if kind is TextDelta or kind is ToolCallDelta:  # the bulk of a stream: nothing to note
+                pass
+            elif kind is UsageUpdate:
                 if self.usage is None:
                     self.usage = Usage()
-                self.usage.merge(event.usage)
-            elif isinstance(event, Finish):
+                self.usage.merge(event.usage)  # type: ignore[union-attr]
+            elif kind is Finish:
                 self.complete = True
-            elif isinstance(event, StreamError):
-                self.upstream_error = event.message
+            elif kind is StreamError:
+                self.upstream_error = event.message  # type: ignore[union-attr]
             elif getattr(event, "usage", None) is not None:  # StreamStart carrying input tokens
                 if self.usage is None:
                     self.usage = Usage()
                 self.usage.merge(event.usage)  # type: ignore[union-attr]
-            data = encoder.feed(event)
+            data = encode(event)
             if data:
                 out.append(data)
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def feed(self, chunk: bytes) -> bytes:
-        decoder = self._decoder
-        events: list[StreamEvent] = []
-        for sse_event in self._parser.feed(chunk):
-            events.extend(decoder.feed(sse_event))
+        sse_events = self._parser.feed(chunk)
+        if not sse_events:
+            return b""
+        decode = self._decoder.feed
+        if len(sse_events) == 1:  # one upstream event per read is the common case while tokens trickle in
+            events = decode(sse_events[0])
+        else:
+            events = [ir for sse_event in sse_events for ir in decode(sse_event)]
         return self._encode(events) if events else b""
 
     def finish(self, incomplete_message: str) -> bytes:
