@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,10 @@ class Exchange:
     """Advisory options a translation dropped; sent to the client in ``x-sidecar-warning``."""
     prepared: web.StreamResponse | None = None
     """Set once the client's response has started: from then on, no failover."""
+    request_headers: Mapping[str, str] | None = None
+    """The client's headers (a reference, no copy): redacted into the log only when bodies are stored."""
+    upstream_headers: Mapping[str, str] | None = None
+    """The last upstream response's headers (a reference), for the same log."""
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)

@@ -19,11 +19,12 @@ import orjson
 from aiohttp import web
 
 from adapters.ir import TranslationError
-from sidecar import estimate, formats
+from sidecar import estimate, formats, limits
 from sidecar.budgets import BudgetBook, reservation
 from sidecar.config import Config
 from sidecar.events import EventBus
 from sidecar.exchange import Exchange, Failure
+from sidecar.header_log import header_record
 from sidecar.health import HealthBook
 from sidecar.keys import KeyCache, KeyStoreError
 from sidecar.pricing import PriceBook
@@ -81,7 +82,7 @@ class Proxy:
             id=new_request_id(), ts=utc_now_iso(), inbound=fmt, requested_model=path_model or "",
             client=client_label(request), path=request.path,
         )
-        ex = Exchange(record, time.perf_counter(), fmt)
+        ex = Exchange(record, time.perf_counter(), fmt, request_headers=request.headers)
         try:
             return await self._serve(request, ex, path_model, path_stream)
         except asyncio.CancelledError:
@@ -102,8 +103,8 @@ class Proxy:
         rec = ex.record
         try:
             ex.body = await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            return self._error(ex, 413, f"request body too large: {exc.text}")
+        except web.HTTPRequestEntityTooLarge:
+            return self._error(ex, 413, limits.body_too_large(self.config.limits))
         try:
             parsed = orjson.loads(ex.body)
         except orjson.JSONDecodeError as exc:
@@ -118,6 +119,8 @@ class Proxy:
             return self._error(ex, 400, "the model name contains control characters")
         rec.requested_model = model
         rec.stream = path_stream if ex.fmt == "gemini" else parsed.get("stream") is True
+        if (too_many := limits.check_counts(ex.fmt, parsed, self.config.limits)) is not None:
+            return self._error(ex, 413, too_many)
         self.bus.publish("request_started", {
             "id": rec.id, "ts": rec.ts, "inbound": rec.inbound, "requested_model": model,
             "stream": rec.stream, "client": rec.client, "path": rec.path,
@@ -143,6 +146,9 @@ class Proxy:
             if why is not None:
                 skipped.append(why)  # cooling down or breaker open: later requests respect it
                 continue
+            if failure is not None and (prev := rec.attempts[-1]):  # the last target failed, this one takes over
+                log.warning("%s %s → %s: request %s (%s)", prev.provider, prev.status or "failed", target.provider.id,
+                            rec.id, prev.error, extra={"notice": "failover", "provider": prev.provider})
             # "Last" means no later target may still be tried, so its error is relayed as the provider sent it.
             is_last = not any(self.health.may_try(t.provider.id) for t in targets[i + 1:])
             try:
@@ -184,6 +190,8 @@ class Proxy:
             attempt.error = message
             attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
             if provider_fault:
+                log.warning("%s", scrub_text(message, ex.secret),
+                            extra={"notice": "upstream_error", "provider": provider.id})
                 self.health.failure(provider.id, status=upstream, duration_ms=attempt.duration_ms,
                                     headers=headers, body=body)
             else:
@@ -196,8 +204,11 @@ class Proxy:
             try:
                 key = await self.keys.get(provider.id)
             except KeyStoreError as exc:
+                log.warning("%s", exc, extra={"notice": "keyring", "provider": provider.id})
                 return fail(503, str(exc), provider_fault=False)
             if not key:
+                log.warning("no key for provider %s: requests to it fail until `sidecar keys set %s`", provider.id,
+                            provider.id, extra={"notice": "missing_key", "provider": provider.id})
                 return fail(401, provider_fault=False, message=f"no key for provider '{provider.id}': store one with "
                                  f"`printf %s \"$KEY\" | sidecar keys set {provider.id}`")
         ex.secret = key.encode() if key else None
@@ -222,6 +233,7 @@ class Proxy:
             return fail(504, f"{provider.id} sent no response within {self.config.timeouts.first_byte:g}s")
         except (aiohttp.ClientError, OSError) as exc:
             return fail(502, f"cannot reach {provider.id} at {provider.base_url}: {_describe(exc)}")
+        ex.upstream_headers = resp.headers  # a reference; turned into a log entry only when bodies are stored
         try:
             if resp.status >= 400:
                 return await self._upstream_error(ex, resp, attempt, t0, deadline, is_last, fail, plan.upstream_fmt)
@@ -238,11 +250,14 @@ class Proxy:
             attempt.error = rec.error
             attempt.duration_ms = round((time.perf_counter() - t0) * 1000, 2)
             if rec.error and rec.error != "client disconnected":  # the stream broke after it had started
+                log.warning("%s: %s", provider.id, scrub_text(rec.error, ex.secret),
+                            extra={"notice": "upstream_error", "provider": provider.id})
                 self.health.failure(provider.id, status=None, duration_ms=attempt.duration_ms)
             elif rec.error:
                 self.health.release_probe(provider.id)
             else:
-                self.health.success(provider.id, target.model, duration_ms=attempt.duration_ms, ttft_ms=rec.ttft_ms)
+                self.health.success(provider.id, target.model, duration_ms=attempt.duration_ms, ttft_ms=rec.ttft_ms,
+                                    headers=resp.headers, status=resp.status)
             self._publish_attempt(ex, attempt)
             return outcome
         finally:
@@ -268,9 +283,10 @@ class Proxy:
             return fail(resp.status, message, upstream=resp.status, headers=resp.headers, body=data)
         duration_ms = round((time.perf_counter() - t0) * 1000, 2)
         if should_fail_over(resp.status):
+            log.warning("%s", message, extra={"notice": "upstream_error", "provider": provider})
             self.health.failure(provider, status=resp.status, duration_ms=duration_ms, headers=resp.headers, body=data)
         else:
-            self.health.alive(provider)  # the request's own fault: the provider itself is fine
+            self.health.alive(provider, headers=resp.headers, status=resp.status)  # the request's own fault
         if upstream_fmt != ex.fmt:  # translated: the provider's error, re-said in the client's own shape
             status = formats.translate_error_status(resp.status, upstream_fmt, ex.fmt)
             attempt.status, attempt.error = resp.status, message
@@ -408,6 +424,7 @@ class Proxy:
                 rec, data=data,
                 request_body=self.scrub(ex, ex.body) if store_bodies and ex.body else None,
                 response_body=self.scrub(ex, ex.response_body) if store_bodies and ex.response_body else None,
+                headers=header_record(ex.request_headers, ex.upstream_headers, ex.secret) if store_bodies else None,
             )
         log.info(
             "%s %s %s → %s/%s %s %.0fms in=%s out=%s cost=%s%s", rec.id, rec.inbound, rec.requested_model,

@@ -734,7 +734,8 @@ async def test_requests_pagination_newest_first(sidecar, http):
 
 
 async def test_request_detail_has_bodies(sidecar, http):
-    reply = await call(http, "POST", sidecar.url + ANTHROPIC, body=messages(text="detail please"))
+    reply = await call(http, "POST", sidecar.url + ANTHROPIC, body=messages(text="detail please"),
+                       headers={"anthropic-version": "2023-06-01", "x-api-key": "placeholder"})
     assert reply.status == 200
     await stored(sidecar, reply.request_id)
     detail = await call(http, "GET", f"{sidecar.url}/_sidecar/requests/{reply.request_id}")
@@ -743,6 +744,9 @@ async def test_request_detail_has_bodies(sidecar, http):
     assert set(data) == RECORD_FIELDS | {"request_body", "response_body", "bodies_truncated", "headers"}
     assert orjson.loads(data["request_body"]) == messages(text="detail please")
     assert orjson.loads(data["response_body"]) == reply.json
+    sent, answered = data["headers"]["request"], data["headers"]["response"]
+    assert sent["anthropic-version"] == "2023-06-01" and sent["x-api-key"] == "[redacted]"
+    assert answered["content-type"].startswith("application/json")
     assert data["bodies_truncated"] is False and data["inbound"] == "anthropic"
     missing = await call(http, "GET", f"{sidecar.url}/_sidecar/requests/nope")
     assert missing.status == 404 and missing.json["error"]["message"]

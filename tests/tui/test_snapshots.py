@@ -66,6 +66,10 @@ def fixed(sidecar: Any, make_record: Rec) -> Any:
     sidecar.bodies["r4"] = {
         "request_body": '{"model": "smart", "messages": [{"role": "user", "content": "Fail over, please"}]}',
         "response_body": '{"id": "chatcmpl-1", "choices": [{"message": {"role": "assistant", "content": "Done."}}]}',
+        "headers": {"request": {"authorization": "[redacted]", "content-type": "application/json",
+                                "user-agent": "OpenAI/Python 1.99.0"},
+                    "response": {"content-type": "application/json", "request-id": "req_01",
+                                 "anthropic-ratelimit-requests-remaining": "49"}},
     }
     return sidecar
 

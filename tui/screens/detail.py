@@ -99,6 +99,25 @@ def timing(row: RequestRow, width: int = TIMING_WIDTH) -> Content:
     return Content.assemble(*parts)
 
 
+def headers_view(headers: Any) -> Content:
+    """Client → sidecar and provider → sidecar headers, as stored (credentials already `[redacted]`)."""
+    if not isinstance(headers, dict) or not any(isinstance(v, dict) and v for v in headers.values()):
+        return Content.assemble(("no headers stored (bodies off, or recorded by an older sidecar)", "dim"))
+    parts: list[Part] = []
+    for side, title in (("request", "from the client"), ("response", "from the provider")):
+        values = headers.get(side)
+        if not isinstance(values, dict) or not values:
+            continue
+        if parts:
+            parts.append("\n")
+        parts += [(title, "bold"), "\n"]
+        width = min(max(len(str(k)) for k in values), 32)
+        for name, value in sorted(values.items()):
+            style = "dim" if value == "[redacted]" else ""
+            parts += [(f"  {str(name):<{width}}  ", "$text-primary"), (str(value), style), "\n"]
+    return Content.assemble(*parts[:-1])
+
+
 def usage(row: RequestRow) -> Content:
     fields = [
         ("input", row.input_tokens), ("output", row.output_tokens),
@@ -257,6 +276,8 @@ class DetailScreen(Screen[None]):
             yield Static("", id="timing")
             yield Static("Usage and cost", classes="section")
             yield Static("", id="usage")
+            yield Static("Headers", classes="section")
+            yield Static("loading…", id="headers")
             yield Static("Request body", classes="section")
             yield Static("loading…", id="request-body", classes="body")
             yield Static("Response body", classes="section")
@@ -283,7 +304,7 @@ class DetailScreen(Screen[None]):
         except Exception as exc:  # shown, not raised: an offline sidecar is a normal state
             self.load_error = describe_error(exc)
             msg = Content.assemble((f"could not load: {self.load_error}", "$text-error"))
-            for wid in ("#request-body", "#response-body"):
+            for wid in ("#headers", "#request-body", "#response-body"):
                 self.query_one(wid, Static).update(msg)
             return
         self.record = rec
@@ -294,6 +315,7 @@ class DetailScreen(Screen[None]):
                 Content.assemble(usage(self.row), cost_formula(rec.get("cost_breakdown"))))
         except ValueError:
             pass  # no usable id in the answer: keep the summary we had
+        self.query_one("#headers", Static).update(headers_view(rec.get("headers")))
         truncated = bool(rec.get("bodies_truncated"))
         req, resp = await asyncio.gather(
             asyncio.to_thread(body, rec.get("request_body"), truncated=truncated),
