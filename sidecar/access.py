@@ -20,6 +20,7 @@ Refusals are rendered in the caller's API format.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,7 @@ def split_host(host: str) -> tuple[str, str | None]:
     return host, None
 
 
+@functools.lru_cache(maxsize=256)  # checked on every request; clients send the same few Host values
 def is_loopback_host(name: str) -> bool:
     name = name.rstrip(".")
     if name == "localhost":
