@@ -160,6 +160,9 @@ async def request_detail(request: web.Request) -> web.Response:
     if state.store is None:
         return _bad("this sidecar runs without a request store", 404)
     row = await asyncio.to_thread(state.store.get, request.match_info["id"])
+    if row is None:  # finished a moment ago, still in the writer's 50 ms batch: commit it, then look again
+        await state.store.flush()
+        row = await asyncio.to_thread(state.store.get, request.match_info["id"])
     if row is None:
         return _bad(f"no request with id {request.match_info['id']!r}", 404)
     return _json(row)

@@ -177,7 +177,7 @@ async def test_detail_of_a_request_the_sidecar_does_not_know(sidecar: FakeSideca
         await until(pilot, lambda: table.selected_id() == "ghost")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await until(pilot, lambda: "could not load" in text_of(app, "#response-body"))
+        await until(pilot, lambda: "still in flight" in text_of(app, "#response-body"))
         assert "ghost" in text_of(app, "#summary") and "…" in text_of(app, "#summary")
         await pilot.press("q")  # q is "back" here, not quit
         await until(pilot, lambda: isinstance(app.screen, TrafficScreen))

@@ -304,6 +304,9 @@ class DetailScreen(Screen[None]):
         except Exception as exc:  # shown, not raised: an offline sidecar is a normal state
             self.load_error = describe_error(exc)
             msg = Content.assemble((f"could not load: {self.load_error}", "$text-error"))
+            if self.row is not None and self.row.pending and self.load_error.endswith("HTTP 404"):
+                msg = Content.assemble(("still in flight: its headers and bodies are stored when it finishes "
+                                        "(open it again then)", "dim"))
             for wid in ("#headers", "#request-body", "#response-body"):
                 self.query_one(wid, Static).update(msg)
             return

@@ -225,13 +225,13 @@ class TrafficTable(ScrollView, can_focus=True):
 
     def _invalidate(self, rid: str) -> None:
         for selected in (False, True):
-            self._lines.discard((rid, self.size.width, selected))
+            self._lines.discard((rid, self._width, selected))
         self.refresh()
 
     def _changed(self, follow: bool, anchor: str | None, old_index: int | None) -> None:
         """Follow mode pins the cursor to the newest row; otherwise keep the same request under
         the cursor *and* on the same screen line, so rows arriving above don't yank the view."""
-        self.virtual_size = Size(self.size.width, len(self._ids) + 1)
+        self.virtual_size = Size(self._width, len(self._ids) + 1)
         if follow or anchor is None or anchor not in self.shown:
             if follow:
                 self.cursor_row = 0
@@ -261,7 +261,7 @@ class TrafficTable(ScrollView, can_focus=True):
         self.refresh()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(event.size.width, len(self._ids) + 1)
+        self.virtual_size = Size(self._width, len(self._ids) + 1)
         self._lines.clear()
 
     def _load_colors(self) -> None:
@@ -287,6 +287,11 @@ class TrafficTable(ScrollView, can_focus=True):
             if rid is not None:
                 self._invalidate(rid)
         self.post_message(self.Highlighted(new))
+
+    @property
+    def _width(self) -> int:
+        """Cells a line may use: the widget minus its vertical scrollbar, once rows overflow."""
+        return self.scrollable_content_region.width
 
     def _layout(self, width: int) -> list[tuple[str, str, int]]:
         """Columns that fit `width` with their widths; the route takes the rest."""
@@ -343,7 +348,7 @@ class TrafficTable(ScrollView, can_focus=True):
         return strip.extend_cell_length(width, base).crop(0, width)
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width
         layout = self._layout(width)
         if y == 0:
             header = self.get_component_rich_style("traffic-table--header")
