@@ -146,6 +146,9 @@ async def requests(request: web.Request) -> web.Response:
         status = int(request.query["status"]) if "status" in request.query else None
     except ValueError:
         return _bad("limit and status must be integers")
+    # Everything finished before this call is in the answer, even if it still sat in the writer's 50 ms batch:
+    # a UI that subscribes to events and then loads history must not fall between the two.
+    await state.store.flush()
     rows = await asyncio.to_thread(
         state.store.recent, limit, before=request.query.get("before"),
         provider=request.query.get("provider"), model=request.query.get("model"), status=status,
