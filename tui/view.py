@@ -14,8 +14,9 @@ from tui.row import RequestRow
 
 Predicate = Callable[[RequestRow], bool]
 
-SORT_COLUMNS: tuple[str, ...] = ("time", "latency", "ttft", "cost", "tokens")
-"""`o` cycles through these; each sorts largest first (newest, slowest, dearest), `v` flips."""
+SORT_COLUMNS: tuple[str, ...] = ("time", "latency", "ttft", "cost", "tokens", "status", "attempts")
+"""`o` cycles through these; each sorts largest first (newest, slowest, dearest, worst status, most
+attempts), `v` flips. The route column is text, so the filter (`~p`, `~m`) narrows by it instead."""
 
 
 def sort_value(row: RequestRow, column: str) -> float | None:
@@ -29,6 +30,10 @@ def sort_value(row: RequestRow, column: str) -> float | None:
         return row.ttft_ms
     if column == "cost":
         return row.cost_usd
+    if column == "status":
+        return None if row.status is None else float(row.status)
+    if column == "attempts":
+        return float(len(row.attempts)) if row.attempts else None
     if column == "tokens":
         return None if not row.has_usage else float((row.input_tokens or 0) + (row.output_tokens or 0))
     raise ValueError(f"unknown sort column {column!r}")

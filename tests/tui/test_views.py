@@ -155,6 +155,14 @@ async def test_sort_cycles_and_reverses(traffic: FakeSidecar) -> None:
         await pilot.press("o")  # tokens (in + out)
         assert table.sort_column == "tokens" and order(table)[:1] == ["e5"]
         assert order(table)[-2:] == ["e4", "e2"]
+        await pilot.press("o")  # status: errors (largest codes) first
+        assert table.sort_column == "status" and "status▼" in table.header_labels()
+        statuses = [table.shown[rid].status or 0 for rid in order(table)]
+        assert statuses == sorted(statuses, reverse=True)
+        await pilot.press("o")  # attempts: failed-over requests first
+        assert table.sort_column == "attempts"
+        tries = [len(table.shown[rid].attempts) for rid in order(table)]
+        assert tries == sorted(tries, reverse=True)
         await pilot.press("o")
         assert table.sort_column == "time" and order(table) == ["e5", "e4", "e3", "e2", "e1"]
         await until(pilot, lambda: "sort" not in status(app))

@@ -43,7 +43,7 @@ class TrafficScreen(Screen[None]):
                 tooltip="Filter with ~p ~m ~c ~e ~s ~fo ~lat ~cost and ! & | ( ); ? lists them."),
         Binding("escape", "clear_filter", "Clear filter", id="traffic.clear_filter", show=False),
         Binding("o", "cycle_sort", "Sort", id="traffic.sort",
-                tooltip="Sort by time, latency, ttft, cost, tokens (largest first)."),
+                tooltip="Sort by time, latency, ttft, cost, tokens, status, attempts (largest first)."),
         Binding("v", "reverse_sort", "Reverse", id="traffic.reverse", show=False,
                 tooltip="Reverse the sort order."),
         Binding("m", "toggle_mark", "Mark", id="traffic.mark",

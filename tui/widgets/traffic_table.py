@@ -54,7 +54,7 @@ Without the attempts column a failed-over request shows `↻` beside its status 
 ROUTE_MIN = 24
 
 SORT_HEADERS = {"time": ("time",), "latency": ("latency",), "ttft": ("ttft",), "cost": ("cost",),
-                "tokens": ("tokens_in", "tokens_out")}  # fmt: skip
+                "tokens": ("tokens_in", "tokens_out"), "status": ("status",), "attempts": ("attempts",)}  # fmt: skip
 """Which column headers carry the sort arrow for each sort column of `tui.view.SORT_COLUMNS`."""
 
 
