@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -424,7 +425,8 @@ class Proxy:
                 rec, data=data,
                 request_body=self.scrub(ex, ex.body) if store_bodies and ex.body else None,
                 response_body=self.scrub(ex, ex.response_body) if store_bodies and ex.response_body else None,
-                headers=header_record(ex.request_headers, ex.upstream_headers, ex.secret) if store_bodies else None,
+                headers=partial(header_record, ex.request_headers, ex.upstream_headers, ex.secret)
+                if store_bodies else None,
             )
         log.info(
             "%s %s %s → %s/%s %s %.0fms in=%s out=%s cost=%s%s", rec.id, rec.inbound, rec.requested_model,

@@ -157,11 +157,12 @@ class RequestStore:
 
     def add(self, record: RequestRecord, *, request_body: bytes | None = None,
             response_body: bytes | None = None, data: dict[str, Any] | None = None,
-            headers: dict[str, Any] | None = None) -> None:
+            headers: Callable[[], dict[str, Any] | None] | None = None) -> None:
         """Snapshot `record` (later mutation doesn't leak in) and enqueue it; never waits.
 
-        ``data`` is ``record.to_dict()`` when the caller already made it (it is not modified); ``headers`` is
-        ``{"request": {...}, "response": {...}}`` with secrets already redacted by the caller."""
+        ``data`` is ``record.to_dict()`` when the caller already made it (it is not modified). ``headers`` makes
+        ``{"request": {...}, "response": {...}}`` with secrets redacted; it is called in the writer thread, so
+        the request path only hands over references to headers nobody changes any more."""
         if self._closed:
             log.warning("request log closed; dropping request %s", record.id)
             return
@@ -172,10 +173,10 @@ class RequestStore:
             for c in COLUMNS
         )
         bodies = None
-        if request_body is not None or response_body is not None or headers:
+        if request_body is not None or response_body is not None or headers is not None:
             req, req_cut = self._cap(request_body)
             resp, resp_cut = self._cap(response_body)
-            bodies = (record.id, req, resp, int(req_cut or resp_cut), orjson.dumps(headers) if headers else None)
+            bodies = (record.id, req, resp, int(req_cut or resp_cut), headers)
         self._queue.put((row, bodies))
 
     def _cap(self, body: bytes | None) -> tuple[bytes | None, bool]:
@@ -262,6 +263,7 @@ class RequestStore:
 
     def _write(self, batch: list[Row]) -> None:
         """Commit a batch; while the database is unwritable, hold it behind the rows already held (order kept)."""
+        batch = [_with_headers_rendered(row) for row in batch]
         if self._outage.active:
             self._hold(batch)
             self._retry()
@@ -491,6 +493,15 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _with_headers_rendered(row: Row) -> Row:
+    """Run a queued row's header callable (see `add`) in the writer thread: JSON bytes, or None."""
+    requests_row, bodies = row
+    if bodies is None or not callable(bodies[4]):
+        return row
+    headers = bodies[4]()
+    return requests_row, (*bodies[:4], orjson.dumps(headers) if headers else None)
 
 
 def _notify(done: Callable[[], None]) -> None:
