@@ -39,6 +39,7 @@ from aiohttp import web
 
 from sidecar.control import _bad, _json  # one error shape for the whole control API
 from sidecar.state import STATE
+from sidecar.util import percentile
 
 if TYPE_CHECKING:
     from sidecar.store import RequestStore
@@ -108,14 +109,6 @@ def _series(buckets: list[_Acc]) -> dict[str, Any]:
     near-linear time, where one big unsorted list per window would cost a full sort."""
     summaries = [b.summary() for b in buckets]
     return {**_Acc.merge(buckets).summary(), "buckets": {k: [s[k] for s in summaries] for k in METRICS}}
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest rank (the store's definition): always a value that was observed. Sorts `values`."""
-    if not values:
-        return None
-    values.sort()
-    return values[max(1, math.ceil(len(values) * p / 100)) - 1]
 
 
 def window_edges(window: str, end: datetime | None = None) -> tuple[int, int, int]:

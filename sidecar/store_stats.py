@@ -6,11 +6,12 @@ in memory during a write outage (see sidecar/store_backlog.py) are counted once 
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
+
+from sidecar.util import percentile
 
 if TYPE_CHECKING:
     from sidecar.store import RequestStore
@@ -79,9 +80,8 @@ def _percentiles(conn: Any, col: str, where: str, args: list[Any]) -> dict[tuple
     return out
 
 
-def _p50_p95(ascending: list[float]) -> tuple[float, float]:
-    n = len(ascending)
-    return ascending[max(1, math.ceil(n * 0.50)) - 1], ascending[max(1, math.ceil(n * 0.95)) - 1]
+def _p50_p95(ascending: list[float]) -> tuple[float | None, float | None]:
+    return percentile(ascending, 50), percentile(ascending, 95)
 
 
 class _Bucket:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Coroutine
@@ -36,3 +37,12 @@ def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile, the one definition the store's stats and the Latency view share: the value
+    at rank ceil(n·p/100), always one that was actually observed. Sorts `values` in place (cheap if sorted)."""
+    if not values:
+        return None
+    values.sort()
+    return values[max(1, math.ceil(len(values) * p / 100)) - 1]
