@@ -125,50 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _setup_logging(verbose: bool) -> None:
     logging.getLogger().setLevel(logging.DEBUG if verbose else logging.INFO)
-    _log_through_queue(logging.StreamHandler())
+    from sidecar import logsink
 
-
-def _log_through_queue(handler: logging.Handler) -> None:
-    """Log records are handed to a queue and written by a thread: writing to a slow terminal, pipe or disk
-    must never stall the event loop that every proxied request runs on."""
-    import atexit
-    import logging.handlers
-    import queue
-    import time
-
-    class Listener(logging.handlers.QueueListener):
-        """Waking the writer for every line would cost the event loop a futex call and a GIL hand-off per
-        request (the largest item in bench/run.py's profile): once awake it drains the queue, then naps 20 ms,
-        so a burst of lines costs one wake-up and a put finds no waiter to wake."""
-
-        def dequeue(self, block: bool) -> logging.LogRecord:
-            try:
-                return self.queue.get_nowait()
-            except queue.Empty:
-                time.sleep(0.02)
-                return self.queue.get(block)
-
-    class Handoff(logging.handlers.QueueHandler):
-        """Only the message is rendered on the loop's thread (its arguments may change later); the copy and
-        the formatting that the stock QueueHandler does there (~half the cost of a log call) happen in the
-        writer thread, which is the only consumer of these records."""
-
-        def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-            record.msg, record.args = record.getMessage(), None
-            return record
-
-    # Fields the format above never shows; the logging HOWTO's "Optimization" section lists these switches.
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    logging._srcfile = None  # no caller lookup (a stack walk per log call) for %(pathname)s/%(lineno)d
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = Listener(records, handler, respect_handler_level=True)
-    listener.start()
-    atexit.register(listener.stop)
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(Handoff(records))
+    logsink.install(logging.StreamHandler())
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -437,7 +396,9 @@ def _session_token(config: Config, name: str):  # noqa: ANN202 - a context manag
 
 def _log_to_file(config: Config) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    _log_through_queue(logging.FileHandler(config.data_dir / "sidecar.log", encoding="utf-8"))
+    from sidecar import logsink
+
+    logsink.install(logging.FileHandler(config.data_dir / "sidecar.log", encoding="utf-8"))
 
 
 def _tui(url: str, keymap: dict[str, str] | None = None) -> int:

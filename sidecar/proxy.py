@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from adapters.ir import TranslationError
-from sidecar import estimate, formats, limits
+from sidecar import estimate, formats, limits, logsink
 from sidecar.budgets import BudgetBook, reservation
 from sidecar.config import Config
 from sidecar.events import EventBus
@@ -428,10 +428,10 @@ class Proxy:
                 headers=partial(header_record, ex.request_headers, ex.upstream_headers, ex.secret)
                 if store_bodies else None,
             )
-        log.info(
-            "%s %s %s → %s/%s %s %.0fms in=%s out=%s cost=%s%s", rec.id, rec.inbound, rec.requested_model,
+        logsink.request_line(
+            "%s %s %s → %s/%s %s %.0fms in=%s out=%s cost=%s%s", (rec.id, rec.inbound, rec.requested_model,
             rec.provider, rec.model, rec.status, rec.latency_ms, rec.input_tokens, rec.output_tokens,
-            "?" if rec.cost_usd is None else f"${rec.cost_usd:.6f}", f" error={rec.error}" if rec.error else "",
+            "?" if rec.cost_usd is None else f"${rec.cost_usd:.6f}", f" error={rec.error}" if rec.error else ""),
         )
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from adapters.sse import SSEParser
 from conftest import KEYS, Upstreams, config_for, start_sidecar
-from sidecar import cli, formats, loop
+from sidecar import cli, formats, logsink, loop
 from sidecar.keys import MemoryKeyStore
 from sidecar.redact import REDACTED, StreamScrubber, scrub
 from sidecar.transforms import PassThroughStream
@@ -168,31 +168,40 @@ def test_the_loop_is_uvloop_unless_opted_out(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_log_hand_off_keeps_order_arguments_and_tracebacks() -> None:
+    """Lines reach the writer thread's stream in order, with the arguments they had when logged; request lines
+    (the fast path that skips the logging machinery) interleave in order and honour the logger's level."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, logging.logThreads, logging.logProcesses, logging.logMultiprocessing,
              logging._srcfile)
     out = io.StringIO()
     try:
         root.setLevel(logging.INFO)
-        cli._log_through_queue(logging.StreamHandler(out))
+        logsink.install(logging.StreamHandler(out))
         log = logging.getLogger("sidecar.test")
         state = {"n": 1}
         for i in range(50):
             log.info("line %d %s", i, state)
+            logsink.request_line("req %s cost=%s", (f"r{i}", None))
         state["n"] = 2  # changed after the call: the line must show what it was when logged
+        root.setLevel(logging.WARNING)
+        logsink.request_line("req %s", ("hidden",))  # below the level now: not written
+        root.setLevel(logging.INFO)
         try:
             raise ValueError("boom")
         except ValueError:
             log.exception("failed")
-        deadline = time.monotonic() + 5
-        while "ValueError: boom" not in out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        logsink.uninstall()  # writes what is queued, then stops the thread
     finally:
+        logsink.uninstall()
         root.handlers[:], root.level = saved[0], saved[1]
         logging.logThreads, logging.logProcesses, logging.logMultiprocessing, logging._srcfile = saved[2:]
     lines = out.getvalue().splitlines()
-    assert [ln.split("sidecar.test: ")[1] for ln in lines[:50]] == [f"line {i} {{'n': 1}}" for i in range(50)]
-    assert "ERROR sidecar.test: failed" in lines[50] and "ValueError: boom" in out.getvalue()
+    expected = []
+    for i in range(50):
+        expected += [f"sidecar.test: line {i} {{'n': 1}}", f"sidecar.proxy: req r{i} cost=None"]
+    assert [ln.split(" INFO ")[1] for ln in lines[:100]] == expected
+    assert "ERROR sidecar.test: failed" in lines[100] and "ValueError: boom" in out.getvalue()
+    assert "hidden" not in out.getvalue()
 
 
 async def test_a_stream_whose_first_chunk_says_nothing_still_gets_its_headers_at_once(
