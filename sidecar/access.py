@@ -1,4 +1,4 @@
-"""Who may talk to the sidecar: the first middleware in the chain.
+"""Who may talk to the sidecar: checked first for every request, by the app's one middleware (`app.gateway`).
 
 1. **Host** (DNS rebinding): a web page on ``evil.example`` whose DNS later points at 127.0.0.1 sends
    ``Host: evil.example``. Only loopback names and addresses (``localhost``, ``127.x.y.z``, ``[::1]``,
@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -44,8 +44,6 @@ OPEN_PATHS = frozenset({"/_sidecar/health"})
 
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_EXPOSE = "x-sidecar-request-id, x-sidecar-warning, retry-after"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def split_host(host: str) -> tuple[str, str | None]:
@@ -124,7 +122,7 @@ def presented_keys(request: web.Request) -> list[str]:
         value = request.headers.get(header)
         if value:
             keys.append(value.strip())
-    if "key" in request.query:
+    if "key=" in request.query_string and "key" in request.query:  # parse the query only when it may hold one
         keys.append(request.query["key"].strip())
     return [k for k in keys if k]
 
@@ -135,42 +133,43 @@ def protected(path: str) -> bool:
     return path.startswith(PROTECTED_PREFIXES) or path in ("/v1", "/v1beta", "/_sidecar")
 
 
-def middleware(access: Access) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not access.host_allowed(request.headers.get("host")):
-            log.warning("refused %s %s: Host %r is not loopback or allowlisted (DNS rebinding?)",
-                        request.method, request.path, request.headers.get("host", "")[:100])
-            return access.refuse(request, 403, "Host header not allowed: the sidecar answers only loopback "
-                                               "hosts and [server] allowed_hosts")
-        origin = request.headers.get("origin")
-        if origin is not None:
-            if not access.origin_allowed(origin):
-                log.warning("refused %s %s from browser origin %r", request.method, request.path, origin[:100])
-                return access.refuse(request, 403, "cross-origin requests are not allowed; add the origin to "
-                                                   "[server] allowed_origins to permit it")
-            request[ORIGIN_KEY] = origin
-            if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
-                return _preflight(request, origin)
-        elif request.method == "OPTIONS":
-            return access.refuse(request, 403, "OPTIONS is answered only as a CORS preflight of an allowed origin")
-        if protected(request.path):
-            client: str | None = None
-            sidecar_tokens = [k for k in presented_keys(request) if looks_like_token(k)]
-            for key in sidecar_tokens:
-                client = access.client_for(key)
-                if client is not None:
-                    break
-            if client is None and (sidecar_tokens or access.enforcing()):
-                why = ("the client token is unknown, revoked or expired" if sidecar_tokens
-                       else "this sidecar requires a client token")
-                return access.refuse(request, 401, f"{why}: send a token from `sidecar tokens create NAME` as "
-                                                   "the API key, or run the program with `sidecar exec -- ...`")
-            if client is not None:
-                request[CLIENT_KEY] = client
-        return await handler(request)
+def admit(access: Access, request: web.Request) -> web.Response | None:
+    """The refusal (or CORS preflight answer) for ``request``, or None to let it through to its handler.
 
-    return access_control
+    A plain function rather than a middleware of its own: the app's one middleware (`sidecar.app.gateway`) calls
+    it, because every middleware layer is a coroutine (and aiohttp adds one more once there is any) per request."""
+    headers = request.headers
+    if not access.host_allowed(headers.get("host")):
+        log.warning("refused %s %s: Host %r is not loopback or allowlisted (DNS rebinding?)",
+                    request.method, request.path, headers.get("host", "")[:100])
+        return access.refuse(request, 403, "Host header not allowed: the sidecar answers only loopback "
+                                           "hosts and [server] allowed_hosts")
+    origin = headers.get("origin")
+    if origin is not None:
+        if not access.origin_allowed(origin):
+            log.warning("refused %s %s from browser origin %r", request.method, request.path, origin[:100])
+            return access.refuse(request, 403, "cross-origin requests are not allowed; add the origin to "
+                                               "[server] allowed_origins to permit it")
+        request[ORIGIN_KEY] = origin
+        if request.method == "OPTIONS" and "access-control-request-method" in headers:
+            return _preflight(request, origin)
+    elif request.method == "OPTIONS":
+        return access.refuse(request, 403, "OPTIONS is answered only as a CORS preflight of an allowed origin")
+    if protected(request.path):
+        client: str | None = None
+        sidecar_tokens = [k for k in presented_keys(request) if looks_like_token(k)]
+        for key in sidecar_tokens:
+            client = access.client_for(key)
+            if client is not None:
+                break
+        if client is None and (sidecar_tokens or access.enforcing()):
+            why = ("the client token is unknown, revoked or expired" if sidecar_tokens
+                   else "this sidecar requires a client token")
+            return access.refuse(request, 401, f"{why}: send a token from `sidecar tokens create NAME` as "
+                                               "the API key, or run the program with `sidecar exec -- ...`")
+        if client is not None:
+            request[CLIENT_KEY] = client
+    return None
 
 
 def _preflight(request: web.Request, origin: str) -> web.Response:

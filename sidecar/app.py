@@ -28,6 +28,7 @@ from sidecar.upstream import make_session
 MAX_BODY = RequestLimits().max_body_bytes
 """The default ``[limits] max_body_mb``: base64 images and PDFs; aiohttp's 1 MiB default would refuse them."""
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 routes = web.RouteTableDef()
 ACCESS = web.AppKey("sidecar_access", access.Access)
 """The app's access rules; ``app[ACCESS].internal_tokens`` holds tokens known only to this process."""
@@ -93,20 +94,26 @@ def _format_for_path(path: str) -> str:
     return "openai_chat"
 
 
-@web.middleware
-async def errors_in_callers_format(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """aiohttp's own 404/405/413 pages are HTML-ish text; clients expect their API's JSON error shape."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        message = {404: f"no such endpoint: {request.method} {request.path}",
-                   405: f"method {request.method} not allowed on {request.path}"}.get(exc.status, exc.reason)
-        body = formats.module(_format_for_path(request.path)).error_body(exc.status, message)
-        return web.Response(status=exc.status, body=body, content_type="application/json")
+def gateway(rules: access.Access) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The app's one middleware: access control first (`access.admit`), then the caller's own error format for
+    aiohttp's 404/405/413 pages, which are HTML-ish text where clients expect their API's JSON error shape."""
+
+    @web.middleware
+    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = access.admit(rules, request)
+        if refused is not None:
+            return refused
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = {404: f"no such endpoint: {request.method} {request.path}",
+                       405: f"method {request.method} not allowed on {request.path}"}.get(exc.status, exc.reason)
+            body = formats.module(_format_for_path(request.path)).error_body(exc.status, message)
+            return web.Response(status=exc.status, body=body, content_type="application/json")
+
+    return gate
 
 
 def build_app(
@@ -120,7 +127,7 @@ def build_app(
     """The proxy application. ``store`` is opened and closed with the app when given."""
     rules = access.Access(config, TokenCache(config.data_dir), _format_for_path)
     app = web.Application(client_max_size=config.limits.max_body_bytes,
-                          middlewares=[access.middleware(rules), errors_in_callers_format])
+                          middlewares=[gateway(rules)])
     state = SidecarState(config=config, keys=KeyCache(keys), bus=bus or EventBus(), store=store,
                          listen_url=listen_url)
     app[STATE] = state
