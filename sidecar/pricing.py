@@ -13,6 +13,7 @@ An unknown model costs ``None`` — shown as unknown, never as $0.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,9 +177,10 @@ class PriceBook:
         if found is None:
             return None, None
         rates = self._rates(provider, model, found[1])
+        if rates is not None and usage.input < rates.tier_start:
+            breakdown = rates.breakdown(usage, self.source)
+            return breakdown["total_usd"], breakdown
         total = self.cost(provider, model, usage)
-        if rates is not None and usage.input < rates.tier_start and total is not None:
-            return total, rates.breakdown(usage, self.source)
         return total, None if total is None else {"source": self.source, "total_usd": total,
                                                   "note": "tiered or special price: computed by the catalog"}
 
@@ -243,11 +245,12 @@ class PriceBook:
         and pricing runs for every request. Tiered prices use their base rate below the first tier; above
         it (and for anything unusual) the catalog computes the cost itself. Prices that change with the time of
         day (DeepSeek's off-peak discount) are resolved again on every call, never cached for the day."""
-        now = datetime.now(tz=UTC)
+        day = int(time.time() // 86400)  # the UTC day, without making a datetime per request
         key = (provider, model)
         cached = self._rate_cache.get(key)
-        if cached is not None and cached[0] == now.date():
+        if cached is not None and cached[0] == day:
             return cached[1]
+        now = datetime.now(tz=UTC)
         rates: _Rates | None = None
         try:
             price = model_info.get_prices(now)
@@ -266,7 +269,7 @@ class PriceBook:
         except Exception:  # an unusual catalog entry: leave it to calc_price
             rates = None
         if not _time_of_day_priced(model_info):
-            self._rate_cache[key] = (now.date(), rates)
+            self._rate_cache[key] = (day, rates)
         return rates
 
     def knows(self, provider: str, model: str) -> bool:
@@ -306,7 +309,7 @@ class _Rates:
     """Input tokens from which a higher tier applies (inf when flat)."""
 
     def cost(self, usage: Usage) -> float:
-        return _cost_from_override(Price(self.input, self.output, self.cache_read, self.cache_write), usage)
+        return _cost_from_override(self, usage)  # type: ignore[arg-type]  # the same four rate fields as Price
 
     def breakdown(self, usage: Usage, source: str) -> dict[str, Any]:
         """Each meter as tokens × USD per million: the same arithmetic as `cost`, written out."""

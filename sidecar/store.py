@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import queue
 import sqlite3
 import threading
@@ -43,6 +44,10 @@ SPEND_KEYS = store_stats.SPEND_KEYS
 # before it is committed, or held in the backlog during an outage), or _STOP from close().
 _STOP = object()
 _ID, _TS = COLUMNS.index("id"), COLUMNS.index("ts")
+_row_values = operator.itemgetter(*COLUMNS)
+"""A record's values in column order, in one C call (a generator over the columns cost ~10 µs a request)."""
+_JSON_AT = tuple(COLUMNS.index(c) for c in sorted(JSON_COLUMNS))
+_STREAM = COLUMNS.index("stream")
 _FILTERABLE = {c: COLUMNS.index(c) for c in ("provider", "model", "status")}
 
 
@@ -168,10 +173,11 @@ class RequestStore:
             return
         if data is None:
             data = record.to_dict()
-        row = tuple(
-            int(data[c]) if c == "stream" else orjson.dumps(data[c]).decode() if c in JSON_COLUMNS else data[c]
-            for c in COLUMNS
-        )
+        values = list(_row_values(data))
+        for i in _JSON_AT:
+            values[i] = orjson.dumps(values[i]).decode()
+        values[_STREAM] = int(values[_STREAM])
+        row = tuple(values)
         bodies = None
         if request_body is not None or response_body is not None or headers is not None:
             req, req_cut = self._cap(request_body)

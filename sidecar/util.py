@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import secrets
 import time
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
 _tasks: set[asyncio.Task[Any]] = set()
 
 
 _last_id_us = 0
+_id_suffix = secrets.token_hex(4)
+"""Random per process, not per id: ids are already unique within the process (strictly increasing microseconds),
+and the suffix keeps two processes writing one database (`sidecar up` and a demo, say) apart without a
+``getrandom`` call per request."""
+
+
+def _new_suffix() -> None:
+    global _id_suffix
+    _id_suffix = secrets.token_hex(4)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_suffix)  # a forked child must not share its parent's suffix
 
 
 def new_request_id() -> str:
@@ -24,11 +37,21 @@ def new_request_id() -> str:
     global _last_id_us
     now = max(time.time_ns() // 1_000, _last_id_us + 1)
     _last_id_us = now
-    return f"{now:013x}{secrets.token_hex(4)}"
+    return f"{now:013x}{_id_suffix}"
+
+
+_iso_second = -1
+_iso_prefix = ""
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now as ``2026-12-02T07:53:41.123Z``; the part up to the second is formatted once a second."""
+    global _iso_second, _iso_prefix
+    now = time.time()
+    second = int(now)
+    if second != _iso_second:
+        _iso_second, _iso_prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_iso_prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
