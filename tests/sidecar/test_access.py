@@ -15,7 +15,7 @@ import pytest
 
 from conftest import KEYS, Sidecar, Upstreams, config_for, start_sidecar
 from sidecar.keys import MemoryKeyStore
-from sidecar.tokens import TokenStore
+from sidecar.tokens import RECHECK_SECONDS, TokenStore
 
 WAIT = 5.0
 CHAT = ("/v1/chat/completions", {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
@@ -191,6 +191,7 @@ async def test_no_tokens_means_open(http, sidecar) -> None:
 @pytest.mark.parametrize("fmt", list(ENDPOINTS))
 async def test_token_required_once_one_exists(http, sidecar, fmt) -> None:
     token = TokenStore(sidecar.config.data_dir).create("my-app")
+    await asyncio.sleep(RECHECK_SECONDS * 1.5)  # the running sidecar looks at the token file this often
     path, body = ENDPOINTS[fmt]
     shape = "openai_chat" if fmt == "openai_responses" else fmt
     status, headers, data = await call(http, sidecar, "POST", path, body, auth(fmt, "placeholder"))
@@ -216,6 +217,7 @@ async def test_gemini_key_query_parameter_carries_the_token(http, sidecar, upstr
 
 async def test_control_api_and_metrics_need_the_token_but_health_stays_open(http, sidecar) -> None:
     token = TokenStore(sidecar.config.data_dir).create("ops")
+    await asyncio.sleep(RECHECK_SECONDS * 1.5)
     bearer = {"authorization": f"Bearer {token}"}
     for method, path in (("GET", "/_sidecar/requests"), ("GET", "/_sidecar/stats"), ("GET", "/metrics"),
                          ("GET", "/_sidecar/budgets"), ("POST", "/_sidecar/resume"), ("GET", "/v1/models"),
