@@ -84,10 +84,13 @@ class Bench:
         )
         self.fake: subprocess.Popen | None = None
         self.sidecar: subprocess.Popen | None = None
+        self.floor: subprocess.Popen | None = None
+        self.floor_url = ""
         self.loader: Loader | None = None
         self.sidecar_url = ""
         self.litellm = LiteLLM(t, self.fake_url, log, **litellm) if litellm is not None else None
-        self.sides = ("direct", "sidecar", "litellm") if self.litellm else ("direct", "sidecar")
+        self.sides = ("direct", "floor", "sidecar", "litellm") if self.litellm else ("direct", "floor", "sidecar")
+        """"floor" is `floor_proxy.py`, a bare aiohttp relay: the least a proxy on this stack adds."""
         self.results: dict[str, Any] = {}
 
     # processes
@@ -95,6 +98,13 @@ class Bench:
         self.fake = subprocess.Popen([sys.executable, str(HERE / "fake_upstream.py"), "--port", str(self.fake_port)],
                                      cwd=ROOT, stdout=subprocess.DEVNULL)
         wait_healthy(self.fake_url + "/health", self.fake)
+
+    def start_floor(self) -> None:
+        port = free_port()
+        self.floor = subprocess.Popen([sys.executable, str(HERE / "floor_proxy.py"), "--port", str(port),
+                                       "--upstream", self.fake_url], cwd=ROOT, stdout=subprocess.DEVNULL)
+        self.floor_url = f"http://127.0.0.1:{port}"
+        wait_healthy(self.floor_url + "/health", self.floor)
 
     def start_sidecar(self, profile: Path | None = None) -> tuple[subprocess.Popen, str, float]:
         port = free_port()
@@ -123,6 +133,7 @@ class Bench:
         if self.litellm:
             self.litellm.close()
         stop(self.sidecar)
+        stop(self.floor)
         stop(self.fake)
         self.tmp.cleanup()
 
@@ -131,14 +142,18 @@ class Bench:
         """``kind``: "pt" (OpenAI client, OpenAI provider) or "tr" (OpenAI client, Anthropic provider).
 
         CPU and peak memory are the proxy's: the sidecar's for the direct and sidecar sides (so a direct round
-        shows the sidecar idle), LiteLLM's for its side."""
+        shows the sidecar idle), the floor relay's and LiteLLM's for theirs."""
         model = OPENAI_MODEL if kind == "pt" else ANTHROPIC_MODEL
         headers = headers_for("openai")
         pid = self.sidecar.pid if self.sidecar else 0
-        if side == "direct":
+        if side in ("direct", "floor"):  # the floor relays the provider's own format: it translates nothing
             fmt = "openai" if kind == "pt" else "anthropic"
-            url = self.fake_url + ("/v1/chat/completions" if kind == "pt" else "/v1/messages")
+            base = self.fake_url if side == "direct" else self.floor_url
+            url = base + ("/v1/chat/completions" if kind == "pt" else "/v1/messages")
             headers = headers_for(fmt)
+            if side == "floor":
+                assert self.floor is not None
+                pid = self.floor.pid
         elif side == "sidecar":
             fmt, url = "openai", self.sidecar_url + "/v1/chat/completions"
         else:
@@ -193,7 +208,7 @@ class Bench:
         p = self.p
         out: dict[str, Any] = {}
         for side in self.sides[1:]:
-            streams = p["cpu_streams"] if side == "sidecar" else max(8, p["cpu_streams"] // 2)
+            streams = p["cpu_streams"] if side != "litellm" else max(8, p["cpu_streams"] // 2)
             cpu: dict[int, list[float]] = {p["cpu_lo"]: [], p["cpu_hi"]: []}
             for _ in range(p["cpu_reps"]):
                 for chunks in (p["cpu_lo"], p["cpu_hi"]):
@@ -219,8 +234,9 @@ class Bench:
             stop(proc)
         self.results["startup_s"] = {"sidecar": {"median": statistics.median(starts), "all": starts}}
         self.sidecar, self.sidecar_url, _ = self.start_sidecar(self.profile)
+        self.start_floor()
         time.sleep(0.3)
-        self.results["rss_idle_mb"] = {"sidecar": rss_mb(self.sidecar.pid)}
+        self.results["rss_idle_mb"] = {"sidecar": rss_mb(self.sidecar.pid), "floor": rss_mb(self.floor.pid)}
         if self.litellm:
             self.results["litellm_version"] = self.litellm.install()
             self.results["litellm_share"] = f"1/{LITELLM_SHARE}"
