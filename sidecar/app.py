@@ -132,7 +132,8 @@ def build_app(
                          listen_url=listen_url)
     app[STATE] = state
     app[ACCESS] = rules
-    app.on_response_prepare.append(access.add_cors_headers)
+    if config.allowed_origins:  # else every Origin is refused and no response needs CORS headers: no hook, which
+        app.on_response_prepare.append(access.add_cors_headers)  # aiohttp would await for every response
     app.add_routes(routes)
     app.add_routes(control.routes)
     app.add_routes(control_providers.routes)  # GET /_sidecar/providers/{id}: the TUI's provider pages
