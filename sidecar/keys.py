@@ -115,6 +115,14 @@ class KeyCache:
         self._cache: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def fresh(self, provider: str) -> str | None:
+        """The cached key when there is an unexpired one, else None (then `get`): no coroutine for the common case,
+        which is every request after the first few seconds."""
+        hit = self._cache.get(provider)
+        if hit is not None and hit.error is None and hit.value and hit.expires > time.monotonic():
+            return hit.value
+        return None
+
     async def get(self, provider: str) -> str | None:
         hit = self._cache.get(provider)
         now = time.monotonic()

@@ -72,6 +72,8 @@ class Proxy:
         self.paused = False
         """The emergency brake (`sidecar pause`): lives in this process only, so a restart resumes."""
         self.budgets = BudgetBook(config.budgets, store)
+        self.budgets_on = config.budgets.any
+        """Whether any budget is configured (the config is fixed for the proxy's life): checked per request."""
         self._counters: dict[str, estimate.CountingStream] = {}
         """Per request id: the stream relayed to the client, counted in case usage must be estimated."""
 
@@ -132,13 +134,13 @@ class Proxy:
             targets = self.router.resolve(model)
         except RouteError as exc:
             return self._error(ex, exc.status, exc.message)
-        targets = order_targets(
-            targets, self.router.aliases.get(model), health=self.health, prices=self.prices,
-            input_bytes=len(ex.body), max_tokens=_max_tokens(parsed),
-        )
+        alias = self.router.aliases.get(model)
+        if alias is not None:
+            targets = order_targets(targets, alias, health=self.health, prices=self.prices,
+                                    input_bytes=len(ex.body), max_tokens=_max_tokens(parsed))
         failure: Failure | None = None
         skipped: list[str] = []
-        if self.config.budgets.any:
+        if self.budgets_on:
             targets, blocked = await self._budget_gate(ex, targets, skipped)
             if blocked is not None:
                 return blocked
@@ -151,7 +153,7 @@ class Proxy:
                 log.warning("%s %s → %s: request %s (%s)", prev.provider, prev.status or "failed", target.provider.id,
                             rec.id, prev.error, extra={"notice": "failover", "provider": prev.provider})
             # "Last" means no later target may still be tried, so its error is relayed as the provider sent it.
-            is_last = not any(self.health.may_try(t.provider.id) for t in targets[i + 1:])
+            is_last = i + 1 == len(targets) or not any(self.health.may_try(t.provider.id) for t in targets[i + 1:])
             try:
                 outcome = await self._attempt(request, ex, target, is_last=is_last)
             except asyncio.CancelledError:
@@ -203,7 +205,9 @@ class Proxy:
         key: str | None = None
         if provider.needs_key:
             try:
-                key = await self.keys.get(provider.id)
+                key = self.keys.fresh(provider.id)
+                if key is None:
+                    key = await self.keys.get(provider.id)
             except KeyStoreError as exc:
                 log.warning("%s", exc, extra={"notice": "keyring", "provider": provider.id})
                 return fail(503, str(exc), provider_fault=False)
