@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import operator
 import queue
 import sqlite3
 import threading
@@ -29,7 +28,7 @@ import orjson
 from sidecar import store_stats
 from sidecar.records import RequestRecord
 from sidecar.store_backlog import DEFAULT_LIMIT, Backlog, Outage, Row, describe, is_outage, keeps_connection
-from sidecar.store_schema import COLS_SQL, COLUMNS, INSERT_REQUEST, JSON_COLUMNS, UPSERT_BODIES, migrate
+from sidecar.store_schema import COLS_SQL, COLUMNS, INSERT_REQUEST, UPSERT_BODIES, migrate, record_row, row_dict
 
 log = logging.getLogger("sidecar.store")
 
@@ -44,10 +43,6 @@ SPEND_KEYS = store_stats.SPEND_KEYS
 # before it is committed, or held in the backlog during an outage), or _STOP from close().
 _STOP = object()
 _ID, _TS = COLUMNS.index("id"), COLUMNS.index("ts")
-_row_values = operator.itemgetter(*COLUMNS)
-"""A record's values in column order, in one C call (a generator over the columns cost ~10 µs a request)."""
-_JSON_AT = tuple(COLUMNS.index(c) for c in sorted(JSON_COLUMNS))
-_STREAM = COLUMNS.index("stream")
 _FILTERABLE = {c: COLUMNS.index(c) for c in ("provider", "model", "status")}
 
 
@@ -173,11 +168,7 @@ class RequestStore:
             return
         if data is None:
             data = record.to_dict()
-        values = list(_row_values(data))
-        for i in _JSON_AT:
-            values[i] = orjson.dumps(values[i]).decode()
-        values[_STREAM] = int(values[_STREAM])
-        row = tuple(values)
+        row = record_row(data)
         bodies = None
         if request_body is not None or response_body is not None or headers is not None:
             req, req_cut = self._cap(request_body)
@@ -396,15 +387,6 @@ class RequestStore:
         finally:
             conn.close()
 
-    @staticmethod
-    def _to_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-        data = dict(zip(COLUMNS, row))
-        data["stream"] = bool(data["stream"])
-        data["attempts"] = orjson.loads(data["attempts"])
-        breakdown = data.get("cost_breakdown")
-        data["cost_breakdown"] = orjson.loads(breakdown) if breakdown else None
-        return data
-
     def _held(self) -> dict[str, list[Row]]:
         """Backlog entries by record id, oldest first ({} while writable: the common case costs nothing)."""
         held: dict[str, list[Row]] = {}
@@ -443,7 +425,7 @@ class RequestStore:
                       and (anchor is None or (r[_TS], r[_ID]) < tuple(anchor))]
             rows = [r for r in rows if r[_ID] not in held] + newest
             rows.sort(key=lambda r: (r[_TS], r[_ID]), reverse=True)
-        return [self._to_dict(row) for row in rows[:limit]]
+        return [row_dict(row) for row in rows[:limit]]
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """One record plus its (already redacted, possibly truncated) bodies."""
@@ -467,7 +449,7 @@ class RequestStore:
                 resp = bodies[2] if bodies[2] is not None else resp
                 truncated = max(truncated or 0, bodies[3])
                 headers = bodies[4] if bodies[4] is not None else headers
-        data = self._to_dict(held[-1][0] if held else row[: len(COLUMNS)])
+        data = row_dict(held[-1][0] if held else row[: len(COLUMNS)])
         text = lambda b: None if b is None else bytes(b).decode("utf-8", "replace")  # noqa: E731
         data.update(request_body=text(req), response_body=text(resp),
                     bodies_truncated=bool(truncated), headers=orjson.loads(headers) if headers else None)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import operator
 import sqlite3
 from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
+
+import orjson
 
 from sidecar.records import RequestRecord
 
@@ -14,6 +18,31 @@ log = logging.getLogger("sidecar.store")
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
 COLS_SQL = ", ".join(COLUMNS)
 JSON_COLUMNS = frozenset({"attempts", "cost_breakdown"})
+_values = operator.itemgetter(*COLUMNS)
+_JSON_AT = tuple(COLUMNS.index(c) for c in sorted(JSON_COLUMNS))
+_STREAM = COLUMNS.index("stream")
+
+
+def record_row(data: dict[str, Any]) -> tuple[Any, ...]:
+    """A record's dict (`RequestRecord.to_dict`) as the ``requests`` row, in column order: one itemgetter call,
+    because a generator over the columns cost ~10 µs on every request."""
+    values = list(_values(data))
+    for i in _JSON_AT:
+        values[i] = orjson.dumps(values[i]).decode()
+    values[_STREAM] = int(values[_STREAM])
+    return tuple(values)
+
+
+def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A ``requests`` row back as the record's dict (the inverse of `record_row`)."""
+    data = dict(zip(COLUMNS, row))
+    data["stream"] = bool(data["stream"])
+    data["attempts"] = orjson.loads(data["attempts"])
+    breakdown = data.get("cost_breakdown")
+    data["cost_breakdown"] = orjson.loads(breakdown) if breakdown else None
+    return data
+
+
 INSERT_REQUEST = (f"INSERT OR REPLACE INTO requests ({COLS_SQL})"
                   f" VALUES ({', '.join('?' * len(COLUMNS))})")
 # A record is often added twice (stream start, stream end) with different bodies known
