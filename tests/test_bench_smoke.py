@@ -27,3 +27,11 @@ def test_quick_benchmark_runs_and_reports(tmp_path: Path) -> None:
         for side in ("direct", "floor", "sidecar"):
             figures = results[scenario][side]
             assert figures["errors"] == 0 and figures["ok"] > 0, (scenario, side, figures)
+
+
+def test_adapter_microbenchmarks_run() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "adapters_micro.py"), "--repeat", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 2 + 2 * 12  # two header rows, then every client × provider pair twice
