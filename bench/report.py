@@ -41,8 +41,8 @@ def table(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
     floors: list[str] = []
 
     def floor(text: str) -> None:
-        """The floor's figure for the row `add` makes next."""
-        floors.append(text if fl else "—")
+        """The floor's figure for the row `add` makes next (rows without one show "—")."""
+        floors.append(text)
 
     def add(figure: str, sidecar: str, litellm: str, versus: str, target: str, ok: bool | None) -> None:
         rows.append((figure, sidecar, floors.pop() if floors else "—", litellm if ll else "—",
@@ -51,35 +51,42 @@ def table(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
     for name, label, limit in (("pt_1", "non-streamed pass-through", 0.5),
                                ("tr_1", "non-streamed translated (OpenAI client → Anthropic)", 1.0)):
         a = _added(r, name, "sidecar", "p50")
-        fl and floor(f"+{_added(r, name, 'floor', 'p50'):.2f} ms")
+        if fl:
+            floor(f"+{_added(r, name, 'floor', 'p50'):.2f} ms")
         add(f"added median latency, {label}, 1 in flight", _latency(r, name, "sidecar", "p50"),
             _latency(r, name, "litellm", "p50") if ll else "", _times(a, _added(r, name, "litellm", "p50")) if ll else "",
             f"≤ {limit} ms", a <= limit)
     a = _added(r, "pt_16", "sidecar", "p99")
-    fl and floor(f"+{_added(r, 'pt_16', 'floor', 'p99'):.2f} ms")
+    if fl:
+        floor(f"+{_added(r, 'pt_16', 'floor', 'p99'):.2f} ms")
     add("added p99 latency, 16 in flight, pass-through", _latency(r, "pt_16", "sidecar", "p99"),
         _latency(r, "pt_16", "litellm", "p99") if ll else "",
         _times(a, _added(r, "pt_16", "litellm", "p99")) if ll else "", "≤ 4 ms", a <= 4)
     d, s = r["pt_32"]["direct"]["rps"], r["pt_32"]["sidecar"]["rps"]
     lrps = r["pt_32"]["litellm"]["rps"] if ll else 0.0
-    fl and floor(f"{r['pt_32']['floor']['rps']:,.0f} req/s")
+    if fl:
+        floor(f"{r['pt_32']['floor']['rps']:,.0f} req/s")
     add("throughput, non-streamed pass-through, 32 in flight", f"{s:,.0f} req/s (direct {d:,.0f})",
         f"{lrps:,.0f} req/s", _times(s, lrps, lower_is_better=False), "≥ 2,500 req/s (25× LiteLLM)", s >= 2500)
     a = _added(r, "tr_ttft", "sidecar", "ttft_p50")
-    fl and floor(f"+{_added(r, 'tr_ttft', 'floor', 'ttft_p50'):.2f} ms")
+    if fl:
+        floor(f"+{_added(r, 'tr_ttft', 'floor', 'ttft_p50'):.2f} ms")
     add("added time to first byte, streamed translated, 1 in flight (median)",
         _latency(r, "tr_ttft", "sidecar", "ttft_p50"), _latency(r, "tr_ttft", "litellm", "ttft_p50") if ll else "",
         _times(a, _added(r, "tr_ttft", "litellm", "ttft_p50")) if ll else "", "≤ 1 ms", a <= 1)
     c, cp = r["cpu_tr"]["sidecar"]["per_chunk_us"], r["cpu_pt"]["sidecar"]["per_chunk_us"]
     lc = r["cpu_tr"]["litellm"]["per_chunk_us"] if ll else 0.0
-    fl and floor(f"{r['cpu_tr']['floor']['per_chunk_us']:.0f} µs (pass-through {r['cpu_pt']['floor']['per_chunk_us']:.0f} µs)")
+    if fl:
+        floor(f"{r['cpu_tr']['floor']['per_chunk_us']:.0f} µs "
+              f"(pass-through {r['cpu_pt']['floor']['per_chunk_us']:.0f} µs)")
     add("proxy CPU per streamed chunk, translated", f"{c:.0f} µs (pass-through {cp:.0f} µs)",
         f"{lc:.0f} µs (pass-through {r['cpu_pt']['litellm']['per_chunk_us']:.0f} µs)" if ll else "",
         _times(c, lc), "≤ 20 µs", c <= 20)
     for name, label in (("s128_pt", "pass-through"), ("s128_tr", "translated")):
         ratio = r[name]["sidecar"]["p99"] / r[name]["direct"]["p99"]
         lratio = r[name]["litellm"]["p99"] / r[name]["direct"]["p99"] if ll else 0.0
-        fl and floor(f"{r[name]['floor']['p99'] / r[name]['direct']['p99']:.2f}×")
+        if fl:
+            floor(f"{r[name]['floor']['p99'] / r[name]['direct']['p99']:.2f}×")
         add(f"128 streams at once (50 chunks, 5 ms apart), {label}: p99 total vs direct",
             f"{ratio:.2f}× ({r[name]['direct']['p99']:.0f} → {r[name]['sidecar']['p99']:.0f} ms)",
             f"{lratio:.2f}× ({r[name]['litellm']['p99']:.0f} ms)" if ll else "", "", "≤ 1.3×", ratio <= 1.3)
@@ -87,8 +94,9 @@ def table(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
     peak = max(r["s128_pt"]["sidecar"]["peak_rss_mb"], r["s128_tr"]["sidecar"]["peak_rss_mb"])
     lidle = r["rss_idle_mb"].get("litellm", 0.0)
     lpeak = max(r["s128_pt"]["litellm"]["peak_rss_mb"], r["s128_tr"]["litellm"]["peak_rss_mb"]) if ll else 0.0
-    fl and floor(f"{r['rss_idle_mb']['floor']:.0f} MB / "
-                 f"{max(r['s128_pt']['floor']['peak_rss_mb'], r['s128_tr']['floor']['peak_rss_mb']):.0f} MB")
+    if fl:
+        floor(f"{r['rss_idle_mb']['floor']:.0f} MB / "
+              f"{max(r['s128_pt']['floor']['peak_rss_mb'], r['s128_tr']['floor']['peak_rss_mb']):.0f} MB")
     add("resident memory, idle (just started) / 128 concurrent streams", f"{idle:.0f} MB / {peak:.0f} MB",
         f"{lidle:.0f} MB / {lpeak:.0f} MB", _times(peak, lpeak), "≤ 60 MB / ≤ 120 MB", idle <= 60 and peak <= 120)
     add("resident memory after a 10-minute soak", "`bench/soak.py`", "not measured", "", "flat", None)

@@ -102,8 +102,8 @@ class LogWriter(threading.Thread):
             pass
 
     def _request_text(self, item: tuple[float, str, tuple[Any, ...]]) -> str:
-        """The line `FORMAT` gives for a request record, without building one: the clock part is made once a
-        second."""
+        """The line `FORMAT` gives for a request record, without building the record: the clock part is made once
+        a second."""
         created, msg, args = item
         second = int(created)
         if second != self._second:
@@ -112,7 +112,7 @@ class LogWriter(threading.Thread):
             text = msg % args
         except (TypeError, ValueError) as exc:
             text = f"{msg!r} {args!r} (unformattable: {exc})"
-        return f"{self._clock} INFO {REQUEST_LOGGER}: {text}"
+        return FORMAT % {"asctime": self._clock, "levelname": "INFO", "name": REQUEST_LOGGER, "message": text}
 
     def stop(self) -> None:
         self.records.put(_STOP)

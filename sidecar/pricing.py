@@ -309,7 +309,7 @@ class _Rates:
     """Input tokens from which a higher tier applies (inf when flat)."""
 
     def cost(self, usage: Usage) -> float:
-        return _cost_from_override(self, usage)  # type: ignore[arg-type]  # the same four rate fields as Price
+        return _cost_from_override(self, usage)
 
     def breakdown(self, usage: Usage, source: str) -> dict[str, Any]:
         """Each meter as tokens × USD per million: the same arithmetic as `cost`, written out."""
@@ -326,7 +326,7 @@ class _Rates:
         return {"source": source, "meters": rows, "total_usd": self.cost(usage)}
 
 
-def _cost_from_override(price: Price, usage: Usage) -> float:
+def _cost_from_override(price: Price | _Rates, usage: Usage) -> float:
     """USD for ``usage`` at per-million rates; cached tokens are part of ``input`` (see adapters.ir)."""
     cache_read_rate = price.input if price.cache_read is None else price.cache_read
     cache_write_rate = price.input if price.cache_write is None else price.cache_write
