@@ -37,6 +37,11 @@ def make_session(*, connect_timeout: float) -> aiohttp.ClientSession:
     so a cap per provider (it was 64) queued every stream beyond it until another one ended — 128 concurrent
     streams to one provider took twice as long as without the sidecar. The total stays well under the usual
     1024 open files.
+
+    No cookie jar: the session is shared by every app behind the sidecar, so a cookie one provider answer sets
+    (a CDN's bot-management cookie, say) would otherwise be replayed on every later request from any app. The
+    client's own Cookie header is dropped as a credential and Set-Cookie never reaches clients; the sidecar
+    keeps no cookies either.
     """
     connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
     return aiohttp.ClientSession(
@@ -45,6 +50,7 @@ def make_session(*, connect_timeout: float) -> aiohttp.ClientSession:
         auto_decompress=True,
         read_bufsize=256 * 1024,
         skip_auto_headers=("User-Agent",),
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 

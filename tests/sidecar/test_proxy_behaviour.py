@@ -856,6 +856,23 @@ async def test_client_credential_headers_never_reach_upstream(sidecar, upstreams
     assert_no_client_secret(upstreams.anthropic)
 
 
+async def test_provider_cookies_are_not_kept_or_replayed(upstreams, tmp_path, http):
+    """Every app shares the one upstream session: a cookie a provider sets while answering one app must not ride
+    along on the next app's request (nor reach any client: set-cookie is dropped from answers). The provider is
+    reached by host name, as real ones are: a cookie jar ignores cookies from bare IP addresses."""
+    by_name = {"base_url": upstreams.openai.base_url.replace("127.0.0.1", "localhost")}
+    config = config_for(upstreams, tmp_path, {"providers": {"openai": by_name}})
+    async with running(config, KEYS) as sc:
+        upstreams.openai.fail_next(429, headers={"set-cookie": "__cf_bm=provider-cookie-secret; Path=/; HttpOnly"})
+        first = await call(http, "POST", sc.url + OPENAI_CHAT, body=chat())
+        assert first.status == 429
+        assert "set-cookie" not in {k.lower() for k in first.headers}
+        second = await call(http, "POST", sc.url + OPENAI_CHAT, body=chat())
+        assert second.status == 200, second.body
+    assert len(upstreams.openai.received) == 2
+    assert all("cookie" not in got.headers for got in upstreams.openai.received)
+
+
 async def test_model_name_with_control_characters_is_a_400(sidecar, http):
     """A newline in the model would end up in a response header (x-sidecar-served-by): refuse it cleanly."""
     async with http.post(sidecar.url + "/v1/chat/completions",
