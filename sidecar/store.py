@@ -28,7 +28,7 @@ import orjson
 from sidecar import store_stats
 from sidecar.records import RequestRecord
 from sidecar.store_backlog import DEFAULT_LIMIT, Backlog, Outage, Row, describe, is_outage, keeps_connection
-from sidecar.store_schema import COLS_SQL, COLUMNS, INSERT_REQUEST, UPSERT_BODIES, migrate, record_row, row_dict
+from sidecar.store_schema import COLS_SQL, COLUMNS, insert_rows, migrate, record_row, row_dict
 
 log = logging.getLogger("sidecar.store")
 
@@ -360,8 +360,7 @@ class RequestStore:
         assert conn is not None
         conn.execute("BEGIN")
         try:
-            conn.executemany(INSERT_REQUEST, [row for row, _ in batch])
-            conn.executemany(UPSERT_BODIES, [b for _, b in batch if b is not None])
+            insert_rows(conn, [row for row, _ in batch], [b for _, b in batch if b is not None])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -118,6 +118,34 @@ async def test_same_id_replaces_row_and_keeps_earlier_body(store: RequestStore) 
     assert got is not None and (got["request_body"], got["response_body"]) == ("req", "resp")
 
 
+async def test_same_id_twice_in_one_batch_ends_as_the_later_add(store: RequestStore) -> None:
+    """Stream start and stream end often land in one batch, i.e. in one multi-row statement."""
+    store.add(rec(1, status=None), request_body=b"req")
+    store.add(rec(2))
+    store.add(rec(1, status=200, output_tokens=9), response_body=b"resp")
+    await store.flush()
+    assert {r["id"]: (r["status"], r["output_tokens"]) for r in store.recent()} == {
+        "req-0001": (200, 9), "req-0002": (200, None)}
+    got = store.get("req-0001")
+    assert got is not None and (got["request_body"], got["response_body"]) == ("req", "resp")
+
+
+async def test_a_large_burst_is_written_whole_and_exact(store: RequestStore) -> None:
+    """More rows than one batch holds, cut into every statement size, some with bodies and some without."""
+    count = 64 * 5 + 16 * 2 + 4 + 3
+    for n in range(1, count + 1):
+        body = f"body {n}".encode() if n % 3 else None
+        store.add(rec(n, output_tokens=n), request_body=body)
+    await store.flush()
+    rows = store.recent(1000)
+    assert len(rows) == count
+    assert all(row["output_tokens"] == int(row["id"][4:]) for row in rows)
+    for n in (1, 2, 3, 64, 65, count - 1, count):
+        got = store.get(f"req-{n:04d}")
+        assert got is not None and got["output_tokens"] == n
+        assert got["request_body"] == (f"body {n}" if n % 3 else None)
+
+
 async def test_add_snapshots_the_record(store: RequestStore) -> None:
     r = rec(1, attempts=[Attempt("openai", "gpt-4o")])
     store.add(r)
