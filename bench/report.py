@@ -66,8 +66,12 @@ def table(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
     lrps = r["pt_32"]["litellm"]["rps"] if ll else 0.0
     if fl:
         floor(f"{r['pt_32']['floor']['rps']:,.0f} req/s")
+    # The target is relative ("≥ 25× LiteLLM's in the same run"); 2,500 req/s is its estimate of that
+    # here, the verdict's yardstick only when LiteLLM was not measured.
     add("throughput, non-streamed pass-through, 32 in flight", f"{s:,.0f} req/s (direct {d:,.0f})",
-        f"{lrps:,.0f} req/s", _times(s, lrps, lower_is_better=False), "≥ 2,500 req/s (25× LiteLLM)", s >= 2500)
+        f"{lrps:,.0f} req/s", _times(s, lrps, lower_is_better=False),
+        "≥ 25× LiteLLM" + (f" ({25 * lrps:,.0f} req/s)" if ll else " (≈ 2,500 req/s)"),
+        s >= 25 * lrps if ll else s >= 2500)
     a = _added(r, "tr_ttft", "sidecar", "ttft_p50")
     if fl:
         floor(f"+{_added(r, 'tr_ttft', 'floor', 'ttft_p50'):.2f} ms")
