@@ -46,21 +46,22 @@ def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
 
 # Rows go in as multi-row statements (`insert_rows`): SQLite applies the rows of one VALUES list in order, so a
 # record added twice in one batch (stream start, stream end) ends as the later add, as with one row per statement.
-_REQUEST_VALUES = f"({', '.join('?' * len(COLUMNS))})"
 _INSERT_REQUESTS = f"INSERT OR REPLACE INTO requests ({COLS_SQL}) VALUES "
+_REQUEST_VALUES = f"({', '.join('?' * len(COLUMNS))})"
+_INSERT_BODIES = "INSERT INTO bodies (request_id, request_body, response_body, truncated, headers) VALUES "
+_BODIES_VALUES = "(?, ?, ?, ?, ?)"
 # A record is often added twice (stream start, stream end) with different bodies known
 # each time; keep whichever body a later add leaves out instead of wiping it.
-_BODIES_VALUES = "(?, ?, ?, ?, ?)"
-_UPSERT_BODIES = ("INSERT INTO bodies (request_id, request_body, response_body, truncated, headers) VALUES ", """
+_BODIES_ON_CONFLICT = """
 ON CONFLICT (request_id) DO UPDATE SET
     request_body = COALESCE(excluded.request_body, request_body),
     response_body = COALESCE(excluded.response_body, response_body),
     truncated = MAX(truncated, excluded.truncated),
     headers = COALESCE(excluded.headers, headers)
-""")
+"""
 CHUNK_SIZES = (64, 16, 4, 1)
 """Rows per statement: a batch is cut into these, so a handful of statement shapes stay in sqlite3's statement
-cache (64 rows × 22 columns is far below SQLite's 32,766 parameters)."""
+cache (64 rows × 22 columns today is far below SQLite's 32,766 parameters)."""
 
 
 @functools.cache
@@ -70,7 +71,7 @@ def _requests_sql(rows: int) -> str:
 
 @functools.cache
 def _bodies_sql(rows: int) -> str:
-    return _UPSERT_BODIES[0] + ", ".join([_BODIES_VALUES] * rows) + _UPSERT_BODIES[1]
+    return _INSERT_BODIES + ", ".join([_BODIES_VALUES] * rows) + _BODIES_ON_CONFLICT
 
 
 def insert_rows(conn: sqlite3.Connection, requests: list[tuple[Any, ...]], bodies: list[tuple[Any, ...]]) -> None:
