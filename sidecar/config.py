@@ -98,11 +98,12 @@ class Budgets:
     total: Limits = field(default_factory=Limits)
     providers: dict[str, Limits] = field(default_factory=dict)
     clients: dict[str, Limits] = field(default_factory=dict)
+    any: bool = field(init=False, repr=False, compare=False)
+    """Whether any cap is set at all. Computed once: the proxy asks on every request."""
 
-    @property
-    def any(self) -> bool:
+    def __post_init__(self) -> None:
         scopes = [self.total, *self.providers.values(), *self.clients.values()]
-        return any(s.daily_usd is not None or s.monthly_usd is not None for s in scopes)
+        object.__setattr__(self, "any", any(s.daily_usd is not None or s.monthly_usd is not None for s in scopes))
 
 
 @dataclass(frozen=True, slots=True)

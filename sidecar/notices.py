@@ -252,12 +252,11 @@ class BudgetWatch:
         self.state = state
         self._told: set[tuple[str, str, str, float]] = set()
         self._pending = False
-        self._budgets_on = state.config.budgets.any
 
     def on_event(self, event: Event) -> None:
         if event.type != "request_finished" or not event.data.get("cost_usd") or self._pending:
             return
-        if not self._budgets_on:
+        if not self.state.config.budgets.any:
             return
         self._pending = True
         asyncio.get_running_loop().call_soon(self.check)

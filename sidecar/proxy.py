@@ -72,8 +72,6 @@ class Proxy:
         self.paused = False
         """The emergency brake (`sidecar pause`): lives in this process only, so a restart resumes."""
         self.budgets = BudgetBook(config.budgets, store)
-        self.budgets_on = config.budgets.any
-        """Whether any budget is configured (the config is fixed for the proxy's life): checked per request."""
         self._counters: dict[str, estimate.CountingStream] = {}
         """Per request id: the stream relayed to the client, counted in case usage must be estimated."""
 
@@ -140,7 +138,7 @@ class Proxy:
                                     input_bytes=len(ex.body), max_tokens=_max_tokens(parsed))
         failure: Failure | None = None
         skipped: list[str] = []
-        if self.budgets_on:
+        if self.config.budgets.any:
             targets, blocked = await self._budget_gate(ex, targets, skipped)
             if blocked is not None:
                 return blocked
